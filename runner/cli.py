@@ -1,0 +1,102 @@
+"""The command line: click parses options, one function does the work, errors map to exit
+codes (DESIGN.md): 0 ok, 1 job or input error, 2 misuse, 3 internal error, 4 dead letters,
+130 interrupted. No logic lives here beyond that mapping."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from runner import log, spec, validate
+from runner.errors import BatchrunError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_DEAD_LETTERS = 4
+EXIT_INTERRUPTED = 130
+
+
+class DefaultRunGroup(click.Group):
+    """`batchrun JOB.yaml ...` is `batchrun run JOB.yaml ...`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _guard(fn: Callable[[], int]) -> int:
+    """Run one command body, turning expected errors into messages and exit codes."""
+    try:
+        return fn()
+    except BatchrunError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except Exception:
+        log.get("batchrun").exception("internal error: this is a bug in batchrun, please report it")
+        return EXIT_INTERNAL
+
+
+jobs_argument = click.argument(
+    "jobs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+
+
+@click.group(cls=DefaultRunGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="batchrun")
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    default="auto",
+    show_default=True,
+    help="Log renderer: console on a terminal and JSON lines otherwise by default.",
+)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
+)
+def cli(log_format: log.LogFormat, log_level: str) -> None:
+    """batchrun: run Anthropic Message Batches from version-controlled YAML job files."""
+    log.configure(log_format, log_level)
+
+
+@cli.command("validate")
+@jobs_argument
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def validate_cmd(jobs: tuple[Path, ...], fmt: str) -> None:
+    """Check job files; print every problem as FILE:LINE:COL: $.path: message."""
+    sys.exit(_guard(lambda: _validate(jobs, fmt)))
+
+
+def _validate(jobs: tuple[Path, ...], fmt: str) -> int:
+    results = [validate.check_file(p.absolute()) for p in jobs]
+    diagnostics = [d for r in results for d in r.diagnostics]
+    if fmt == "json":
+        click.echo(orjson.dumps([d.as_dict() for d in diagnostics], option=orjson.OPT_INDENT_2))
+    else:
+        for d in diagnostics:
+            click.echo(d.format())
+        for r in results:
+            if r.ok:
+                click.echo(f"{validate.display_name(r.file)}: ok", err=True)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
+
+
+@cli.command("schema")
+def schema_cmd() -> None:
+    """Print the job file JSON Schema."""
+    click.echo(spec.schema_text(), nl=False)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point."""
+    return cli.main(args=argv, prog_name="batchrun")

@@ -1,0 +1,387 @@
+"""Job files: line-aware safe YAML -> JSON Schema validation -> a frozen, typed `JobSpec`.
+
+Every problem is reported at once as a `Diagnostic` pointing at the offending YAML node.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+
+from runner.errors import Diagnostic, SpecError
+
+CacheTTL = Literal["5m", "1h"]
+InputKind = Literal["glob", "jsonl", "csv"]
+InputAs = Literal["text", "document", "image"]
+SinkType = Literal["jsonl", "files", "sqlite"]
+FileContent = Literal["text", "json", "message"]
+
+DEFAULT_MAX_BYTES = 256_000_000  # 256 MB read as 10^6: safe whichever way the API means it
+DEFAULT_MAX_REQUESTS = 100_000
+DEFAULT_MAX_IN_FLIGHT = 200_000
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_POLL_INTERVAL_S = 30.0
+DEFAULT_POLL_MAX_INTERVAL_S = 600.0
+
+# ---------------------------------------------------------------------------------------
+# The typed result
+
+
+@dataclass(frozen=True)
+class Template:
+    """A Jinja2 template's source and where it came from, for error messages.
+
+    `origin` is the file holding it (the job file, or a prompt/system file); `line` is the
+    1-based line of `origin` where the template text starts, so that a template error on its
+    own line N is reported at `line + N - 1` (exact for block scalars and files).
+    """
+
+    source: str
+    origin: Path
+    line: int = 1
+    json_path: str = "$"
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    role: Literal["user", "assistant"]
+    content: Template
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    kind: InputKind
+    pattern: str | None  # the glob, relative to JobSpec.base_dir (kind == "glob")
+    exclude: tuple[str, ...]
+    path: Path | None  # the absolute JSONL/CSV file (kind == "jsonl" | "csv")
+    key: Template | None  # key template; None: relative path or line number
+    as_: InputAs
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    template: Template
+    cache: CacheTTL | None
+
+
+@dataclass(frozen=True)
+class PriceOverride:
+    """USD per million tokens at standard rates (the batch discount is applied later)."""
+
+    input: float
+    output: float
+    cache_write_5m: float | None = None
+    cache_write_1h: float | None = None
+    cache_read: float | None = None
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    type: SinkType
+    path: Path  # absolute
+    suffix: str | None = None  # files
+    content: FileContent = "text"  # files
+    table: str | None = None  # sqlite
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A validated job. Paths are absolute; templates keep their origin for errors."""
+
+    path: Path  # the job file, absolute
+    name: str
+    description: str | None
+    input: InputSpec
+    vars: Mapping[str, Any]
+    model: str
+    max_tokens: int
+    betas: tuple[str, ...]
+    system: SystemSpec | None
+    prompt: Template | None  # from `prompt` or `prompt_file`
+    messages: tuple[MessageTemplate, ...] | None  # from `messages`
+    params: Mapping[str, Any]
+    max_requests: int
+    max_bytes: int
+    max_in_flight_requests: int
+    max_attempts: int
+    poll_interval_s: float
+    poll_max_interval_s: float
+    budget_usd: float | None
+    pricing: PriceOverride | None
+    output: OutputSpec
+    document: Mapping[str, Any] = field(repr=False)  # the validated YAML document
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @functools.cached_property
+    def spec_hash(self) -> str:
+        """sha256 of the canonical document: changes whenever the job file's meaning does."""
+        canonical = orjson.dumps(self.document, option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# Schema
+
+
+@functools.cache
+def schema_text() -> str:
+    """The job JSON Schema: package data in a wheel, `schemas/` in a source checkout."""
+    packaged = resources.files("runner").joinpath("schemas/job.schema.json")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).parent.parent / "schemas" / "job.schema.json").read_text("utf-8")
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = orjson.loads(schema_text())
+    return loaded
+
+
+# ---------------------------------------------------------------------------------------
+# Line-aware safe YAML
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dates as strings (STYLE: YAML hygiene)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+Positions = dict[str, tuple[int, int]]
+
+
+def json_path(parent: str, key: str | int) -> str:
+    """`$.a.b[0]`; keys that are not plain identifiers as `$['a b']`."""
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        return f"{parent}.{key}"
+    return f"{parent}[{key!r}]"
+
+
+@dataclass
+class LoadedYaml:
+    """The document, the (line, col) of each node by JSON path, and problems found."""
+
+    data: Any
+    positions: Positions
+    diagnostics: list[Diagnostic]
+
+
+def load_yaml(text: str, file: str) -> LoadedYaml:
+    """Parse `text` safely, recording positions and rejecting duplicate or non-string keys."""
+    loader = _Loader(text)
+    diags: list[Diagnostic] = []
+    positions: Positions = {}
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return LoadedYaml(None, positions, diags)
+        _walk(node, "$", file, positions, diags)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+        diags.append(Diagnostic(file, line, col, "$", f"YAML syntax error: {problem}"))
+        return LoadedYaml(None, positions, diags)
+    finally:
+        loader.dispose()
+    return LoadedYaml(data, positions, diags)
+
+
+def _walk(node: yaml.Node, path: str, file: str, pos: Positions, diags: list[Diagnostic]) -> None:
+    pos[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key_line, key_col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            if key_node.tag != "tag:yaml.org,2002:str":
+                diags.append(
+                    Diagnostic(
+                        file,
+                        key_line,
+                        key_col,
+                        path,
+                        f"key {key_node.value!r} must be a string: quote it",
+                    )
+                )
+                continue
+            key = str(key_node.value)
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                diags.append(
+                    Diagnostic(
+                        file,
+                        key_line,
+                        key_col,
+                        json_path(path, key),
+                        f"duplicate key {key!r} (first defined on line {first}): keep only one",
+                    )
+                )
+            seen[key] = key_node
+            _walk(value_node, json_path(path, key), file, pos, diags)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, json_path(path, i), file, pos, diags)
+
+
+# ---------------------------------------------------------------------------------------
+# Units
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+}
+
+
+def parse_duration(text: str) -> float:
+    """`30s`, `10m`, `1h30m`, `250ms` -> seconds. The schema has already checked the form."""
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in re.findall(r"([0-9.]+)(ms|s|m|h|d)", text))
+
+
+def parse_size(value: int | str) -> int:
+    """`256MiB`, `100 MB`, 1024 -> bytes."""
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"([0-9.]+) ?([A-Za-z]+)", value.strip())
+    if not m:
+        raise ValueError(f"not a size: {value!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+
+
+def load_job(path: str | Path) -> JobSpec:
+    """Read, validate and type a job file. Raises `SpecError` with every problem found."""
+    from runner import validate  # the checks live beside the formatting of their errors
+
+    job_path = Path(path).resolve()
+    result = validate.check_file(job_path)
+    errors = [d for d in result.diagnostics if d.severity == "error"]
+    if errors or result.document is None:
+        raise SpecError(errors)
+    return build_spec(job_path, result.document, result.positions)
+
+
+def build_spec(job_path: Path, doc: Mapping[str, Any], positions: Positions) -> JobSpec:
+    """Turn a schema-valid document into a `JobSpec` (reading system/prompt files)."""
+    base = job_path.parent
+
+    def template(json_p: str, source: str, origin: Path | None = None) -> Template:
+        if origin is not None:
+            return Template(source, origin, 1, json_p)
+        line = positions.get(json_p, (1, 1))[0]
+        # A block scalar (`|`) starts on the line after its indicator.
+        raw_lines = job_path.read_text("utf-8").splitlines()
+        if 0 < line <= len(raw_lines) and raw_lines[line - 1].rstrip().endswith(
+            ("|", ">", "|-", ">-")
+        ):
+            line += 1
+        return Template(source, job_path, line, json_p)
+
+    inp = doc["input"]
+    kind: InputKind = "glob" if "glob" in inp else ("jsonl" if "jsonl" in inp else "csv")
+    input_spec = InputSpec(
+        kind=kind,
+        pattern=inp.get("glob"),
+        exclude=tuple(inp.get("exclude", ())),
+        path=(base / inp[kind]).resolve() if kind != "glob" else None,
+        key=template("$.input.key", inp["key"]) if "key" in inp else None,
+        as_=inp.get("as", "text"),
+    )
+
+    system: SystemSpec | None = None
+    if "system" in doc:
+        sys_doc = doc["system"]
+        if isinstance(sys_doc, str):
+            system = SystemSpec(template("$.system", sys_doc), None)
+        elif "file" in sys_doc:
+            sys_path = (base / sys_doc["file"]).resolve()
+            system = SystemSpec(
+                template("$.system.file", sys_path.read_text("utf-8"), sys_path),
+                sys_doc.get("cache") or None,
+            )
+        else:
+            system = SystemSpec(
+                template("$.system.text", sys_doc["text"]), sys_doc.get("cache") or None
+            )
+
+    prompt: Template | None = None
+    messages: tuple[MessageTemplate, ...] | None = None
+    if "prompt" in doc:
+        prompt = template("$.prompt", doc["prompt"])
+    elif "prompt_file" in doc:
+        prompt_path = (base / doc["prompt_file"]).resolve()
+        prompt = template("$.prompt_file", prompt_path.read_text("utf-8"), prompt_path)
+    else:
+        messages = tuple(
+            MessageTemplate(m["role"], template(f"$.messages[{i}].content", m["content"]))
+            for i, m in enumerate(doc["messages"])
+        )
+
+    batch = doc.get("batch", {})
+    poll = doc.get("poll", {})
+    out = doc["output"]
+    pricing = doc.get("pricing")
+    return JobSpec(
+        path=job_path,
+        name=doc["name"],
+        description=doc.get("description"),
+        input=input_spec,
+        vars=dict(doc.get("vars", {})),
+        model=doc["model"],
+        max_tokens=doc["max_tokens"],
+        betas=tuple(doc.get("betas", ())),
+        system=system,
+        prompt=prompt,
+        messages=messages,
+        params=dict(doc.get("params", {})),
+        max_requests=batch.get("max_requests", DEFAULT_MAX_REQUESTS),
+        max_bytes=parse_size(batch.get("max_bytes", DEFAULT_MAX_BYTES)),
+        max_in_flight_requests=batch.get("max_in_flight_requests", DEFAULT_MAX_IN_FLIGHT),
+        max_attempts=doc.get("retry", {}).get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+        poll_interval_s=parse_duration(poll["interval"])
+        if "interval" in poll
+        else DEFAULT_POLL_INTERVAL_S,
+        poll_max_interval_s=(
+            parse_duration(poll["max_interval"])
+            if "max_interval" in poll
+            else DEFAULT_POLL_MAX_INTERVAL_S
+        ),
+        budget_usd=doc["budget"]["max_usd"] if "budget" in doc else None,
+        pricing=PriceOverride(**pricing) if pricing else None,
+        output=OutputSpec(
+            type=out["type"],
+            path=(base / out["path"]).resolve(),
+            suffix=out.get("suffix"),
+            content=out.get("content", "text"),
+            table=out.get("table"),
+        ),
+        document=doc,
+    )
