@@ -1,0 +1,68 @@
+"""Plain records passed between layers: what state knows of a request, and what sinks get.
+
+This module sits at the bottom of the dependency graph: it imports nothing from batchrun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+# Lifecycle of one request (one custom_id) in a job's state:
+#   pending   known, never submitted
+#   in_flight in a batch that has not been collected yet
+#   retry     its last attempt ended for a retryable reason; will be resubmitted
+#   canceled  its batch was cancelled by `batchrun cancel`; resubmitted by the next plain run
+#   succeeded final: has a result in the sink
+#   dead      final: a dead letter (non-retryable error, or attempts exhausted)
+RequestStatus = Literal["pending", "in_flight", "retry", "canceled", "succeeded", "dead"]
+FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "dead"})
+
+Outcome = Literal["succeeded", "errored", "canceled", "expired"]
+
+
+@dataclass(frozen=True)
+class RequestState:
+    """What the job's state knows of one custom_id."""
+
+    custom_id: str
+    input_key: str
+    status: RequestStatus
+    attempts: int  # submissions so far
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """The current successful result of one input, as every sink receives it."""
+
+    input_key: str
+    input_path: str | None  # the input file relative to the job folder (glob inputs only)
+    custom_id: str
+    text: str  # the answer: the message's text blocks joined
+    message: Mapping[str, Any]  # the full API message
+    usage: Mapping[str, Any]
+    cost_usd: float | None  # None when the model's price is unknown
+    batch_id: str
+    model: str
+    spec_hash: str
+    attempts: int
+    collected_at: str  # RFC 3339, UTC
+
+    outcome: Literal["succeeded"] = "succeeded"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A request that failed for good: written beside the sink, never silently dropped."""
+
+    input_key: str
+    input_path: str | None
+    custom_id: str
+    outcome: Outcome  # errored | expired | canceled
+    error_type: str | None  # e.g. invalid_request_error; None for expired/canceled
+    error_message: str | None  # the API's message, verbatim
+    attempts: int
+    batch_id: str | None
+    spec_hash: str
+    at: str  # RFC 3339, UTC

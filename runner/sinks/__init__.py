@@ -1,0 +1,31 @@
+"""Sinks: where each input's current result lands. One small protocol, three kinds.
+
+Exactly-once comes from idempotence, not from two-phase commit: a sink is keyed by input
+key, so writing the same record again after a crash changes nothing, and a record with a
+new custom_id for a known key replaces the old one. The job's state (store.py) is the
+source of truth; a sink is a projection of it that can always be rebuilt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from runner.records import DeadLetter, ResultRecord
+
+
+class Sink(Protocol):
+    """What the executor writes results through."""
+
+    def upsert(self, records: Sequence[ResultRecord]) -> None:
+        """Make each record the current result of its input key, replacing any older one
+        (and removing any dead letter of that key). Idempotent: re-applying is a no-op."""
+
+    def upsert_dead(self, letters: Sequence[DeadLetter]) -> None:
+        """Record dead letters beside the results, keyed by input key, idempotently."""
+
+    def flush(self) -> None:
+        """Make everything written so far durable (fsync / commit)."""
+
+    def close(self) -> None:
+        """Flush and release files or connections."""
