@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from runner.errors import BatchrunError
 from runner.records import DeadLetter, ResultRecord
+from runner.spec import JobSpec
 
 
 class Sink(Protocol):
@@ -29,3 +31,12 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Flush and release files or connections."""
+
+
+def open_sink(job: JobSpec) -> Sink:
+    """The sink a job's `output` names."""
+    if job.output.type == "jsonl":
+        from runner.sinks.jsonl import JsonlSink
+
+        return JsonlSink(job.output.path)
+    raise BatchrunError(f"{job.path}: output type {job.output.type!r} is not available yet")

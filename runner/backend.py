@@ -1,0 +1,228 @@
+"""The Message Batches API, through the official SDK. The only module that imports anthropic.
+
+Errors are mapped to the few kinds the executor acts on:
+- `Retryable`: try the same call later (`retry_after` seconds if the API said so).
+- `CreateUncertain`: a create failed in a way that may have committed it; reconcile by
+  listing batches, never post blindly again.
+- `ResultsUnavailable`: the results stream broke or is not there yet; collect again later.
+- `RemoteError` (exit 1): retrying will not help; carries the API's message.
+The API key never appears in any of them: messages are built from status, type and the
+API's own error text only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anthropic
+import httpx2
+import orjson
+from anthropic.types.messages import MessageBatch
+
+from runner.errors import BatchrunError, RemoteError
+
+EMULATOR_API_KEY = "sk-emulator-not-a-secret"
+# Statuses that prove a create was refused before anything was made.
+_CREATE_REFUSED = frozenset({400, 401, 402, 403, 404, 413, 422})
+_RETRYABLE = frozenset({408, 409, 429})
+
+
+class Retryable(Exception):
+    """The call failed for now; try again after `retry_after` seconds (None: use backoff)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CreateUncertain(Exception):
+    """A create failed after it may have reached the API: the batch may exist."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ResultsUnavailable(Exception):
+    """The results of an ended batch could not be read completely this time."""
+
+
+class ResultsGone(ResultsUnavailable):
+    """The batch's results are no longer downloadable (archived or deleted)."""
+
+
+@dataclass(frozen=True)
+class RemoteBatch:
+    """The parts of a MessageBatch the runner uses."""
+
+    id: str
+    processing_status: str  # in_progress | canceling | ended
+    created_at: str  # RFC 3339 as the API sent it
+    created_ts: float  # epoch seconds
+    counts: dict[str, int]
+
+    @property
+    def ended(self) -> bool:
+        return self.processing_status == "ended"
+
+    @property
+    def request_count(self) -> int:
+        return sum(self.counts.values())
+
+
+def _timestamp(value: Any) -> tuple[str, float]:
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
+    else:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return dt.isoformat().replace("+00:00", "Z"), dt.timestamp()
+
+
+def _batch(b: MessageBatch) -> RemoteBatch:
+    created, ts = _timestamp(b.created_at)
+    c = b.request_counts
+    counts = {
+        "processing": c.processing,
+        "succeeded": c.succeeded,
+        "errored": c.errored,
+        "canceled": c.canceled,
+        "expired": c.expired,
+    }
+    return RemoteBatch(b.id, str(b.processing_status), created, ts, counts)
+
+
+def retry_after(exc: anthropic.APIStatusError) -> float | None:
+    """Seconds the API asked us to wait (`retry-after-ms` or `retry-after`), if any."""
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name, ""))
+        except ValueError:
+            continue
+        if value > 0:
+            return value * scale
+    return None
+
+
+def describe(exc: anthropic.APIStatusError) -> str:
+    """`HTTP 400 invalid_request_error: <the API's message>`: never headers, never the key."""
+    kind = getattr(exc, "type", None) or "error"
+    message = getattr(exc, "api_message", None) or exc.message
+    return f"HTTP {exc.status_code} {kind}: {message}"
+
+
+def _status_error(exc: anthropic.APIStatusError) -> Exception:
+    if exc.status_code in _RETRYABLE or exc.status_code >= 500:
+        return Retryable(describe(exc), retry_after(exc))
+    return RemoteError(describe(exc))
+
+
+class Backend:
+    """The calls the executor makes. Create never retries inside the SDK; the rest do."""
+
+    def __init__(self, client: anthropic.Anthropic) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, base_url: str | None = None, *, emulated: bool = False) -> Backend:
+        """A client configured the usual way (env), or pointed at an emulator."""
+        if emulated:
+            return cls(anthropic.Anthropic(api_key=EMULATOR_API_KEY, base_url=base_url))
+        if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
+            raise BatchrunError(
+                "ANTHROPIC_API_KEY is not set: export it, or use --emulate for a dry run"
+            )
+        return cls(anthropic.Anthropic(base_url=base_url))
+
+    def create(self, body: bytes, betas: Sequence[str]) -> RemoteBatch:
+        """Post the exact chunk bytes. Raises Retryable (refused for now), RemoteError
+        (refused for good) or CreateUncertain (may have been created)."""
+        headers = {"anthropic-beta": ",".join(betas)} if betas else {}
+        try:
+            batch = self.client.post(
+                "/v1/messages/batches",
+                cast_to=MessageBatch,
+                content=body,
+                options={"headers": headers, "max_retries": 0},
+            )
+        except anthropic.APIStatusError as exc:
+            if exc.status_code == 429:
+                raise Retryable(describe(exc), retry_after(exc)) from None
+            if exc.status_code in _CREATE_REFUSED:
+                raise RemoteError(f"create refused: {describe(exc)}") from None
+            raise CreateUncertain(describe(exc), retry_after(exc)) from None
+        except (anthropic.APIConnectionError, httpx2.HTTPError) as exc:
+            raise CreateUncertain(f"{type(exc).__name__}: connection failed") from None
+        return _batch(batch)
+
+    def retrieve(self, batch_id: str) -> RemoteBatch:
+        return _batch(self._call(self.client.messages.batches.retrieve, batch_id))
+
+    def cancel(self, batch_id: str) -> RemoteBatch:
+        return _batch(self._call(self.client.messages.batches.cancel, batch_id))
+
+    def newest_batch_id(self) -> str | None:
+        """The id of the most recently created batch in the workspace (None if empty)."""
+        page = self._call(self.client.messages.batches.list, limit=1)
+        return page.data[0].id if page.data else None
+
+    def list_batches(self, stop_at: str | None = None) -> Iterator[RemoteBatch]:
+        """Batches of the workspace, newest first, down to (not including) `stop_at`."""
+        page = self._call(self.client.messages.batches.list, limit=100)
+        try:
+            for b in page:
+                if b.id == stop_at:
+                    return
+                yield _batch(b)
+        except anthropic.APIStatusError as exc:
+            raise _status_error(exc) from None
+        except (anthropic.APIConnectionError, httpx2.HTTPError) as exc:
+            raise Retryable(f"{type(exc).__name__}: connection failed") from None
+
+    def results(self, batch_id: str) -> Iterator[dict[str, Any]]:
+        """Stream the result lines of an ended batch as dicts, never holding them all.
+        Raises ResultsUnavailable if the stream breaks (collect again later)."""
+        try:
+            with self.client.messages.batches.with_streaming_response.results(batch_id) as resp:
+                yield from _lines(resp.iter_bytes())
+        except anthropic.NotFoundError as exc:
+            raise ResultsGone(describe(exc)) from None
+        except anthropic.APIStatusError as exc:
+            raise ResultsUnavailable(describe(exc)) from None
+        except (anthropic.AnthropicError, httpx2.HTTPError, httpx2.StreamError) as exc:
+            raise ResultsUnavailable(f"{type(exc).__name__}: results stream broke") from None
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except anthropic.APIStatusError as exc:
+            raise _status_error(exc) from None
+        except (anthropic.APIConnectionError, httpx2.HTTPError) as exc:
+            raise Retryable(f"{type(exc).__name__}: connection failed") from None
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
+    """Split a byte stream into JSON lines. A last line that does not parse was cut."""
+    tail = b""
+    for chunk in chunks:
+        tail += chunk
+        *lines, tail = tail.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield _parse(line)
+    if tail.strip():
+        yield _parse(tail)
+
+
+def _parse(line: bytes) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise ResultsUnavailable("a result line was cut short") from None
+    if not isinstance(obj, dict) or "custom_id" not in obj:
+        raise ResultsUnavailable("a result line is not a result")
+    return obj

@@ -1,0 +1,232 @@
+"""Poll in-flight batches, collect ended ones, classify each result, feed the sink.
+
+Order per batch: stream the results and record every outcome in ONE state transaction
+(requests, results, dead letters, batch marked collected), then write the sink, then mark
+the rows written. A crash before the commit leaves the batch uncollected (collected again,
+nothing lost); a crash after it leaves rows unwritten (re-applied to the idempotent sink).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from runner import crashpoint, log
+from runner.backend import RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
+from runner.context import Context
+from runner.records import DeadLetter, ResultRecord
+from runner.store import PAGE, BatchRow, Outcome
+
+RETRYABLE_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
+# Collect attempts that may come back short before missing lines count as lost requests.
+SHORT_READS_TOLERATED = 3
+
+_log = log.get("batchrun.collect")
+
+
+@dataclass
+class PollResult:
+    ended: int = 0  # batches collected in this poll
+    retry_after: float | None = None  # the API asked us to wait this long
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def poll(ctx: Context) -> PollResult:
+    """Look at every uncollected batch once; collect those that have ended."""
+    res = PollResult()
+    for row in ctx.store.batches(uncollected_only=True):
+        try:
+            remote = ctx.backend.retrieve(row.id)
+        except Retryable as exc:
+            _log.warning("poll failed, will retry", batch_id=row.id, error=str(exc))
+            res.retry_after = max(res.retry_after or 0.0, exc.retry_after or 0.0) or None
+            continue
+        ctx.store.update_batch(row.id, remote.processing_status, remote.counts)
+        ctx.progress(f"batch {row.id}: {remote.processing_status} {_counts(remote.counts)}")
+        if remote.ended and collect_batch(ctx, row, remote):
+            res.ended += 1
+    return res
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in counts.items() if v)
+
+
+def collect_batch(ctx: Context, row: BatchRow, remote: RemoteBatch) -> bool:
+    """Collect one ended batch. False: the results could not be read; try again later."""
+    bound = _log.bind(job=ctx.job.name, batch_id=row.id)
+    short_reads = ctx.store.collect_attempts(row.id)
+    try:
+        with ctx.store.transaction():
+            seen = _record_results(ctx, row)
+            if seen < remote.request_count and short_reads < SHORT_READS_TOLERATED:
+                raise ResultsUnavailable(f"{seen} of {remote.request_count} result lines")
+            missing = _settle_missing(ctx, row, "no result line for this request")
+            ctx.store.finish_batch(row.id)
+    except ResultsGone as exc:
+        bound.warning("results gone: its requests will be retried", error=str(exc))
+        with ctx.store.transaction():
+            missing = _settle_missing(ctx, row, f"results no longer available: {exc}")
+            ctx.store.finish_batch(row.id)
+        seen = 0
+    except ResultsUnavailable as exc:
+        ctx.store.bump_collect_attempts(row.id)
+        bound.warning("results incomplete, will collect again", error=str(exc))
+        return False
+    if missing:
+        bound.warning("results missing for some requests: retried", missing=missing)
+    bound.info("collected", results=seen, counts=remote.counts)
+    crashpoint.hit("after_results_stored")
+    flush_sink(ctx)
+    return True
+
+
+def _settle_missing(ctx: Context, row: BatchRow, reason: str) -> int:
+    """Requests of an ended batch with no result are retried, like an expired request."""
+    missing = ctx.store.in_flight_of_batch(row.id)
+    outcomes = [
+        _failed(ctx, row, cid, key, path, attempts, "missing_result", reason, retry=True)
+        for cid, key, path, attempts in missing
+    ]
+    ctx.store.record_outcomes(row.id, outcomes)
+    return len(missing)
+
+
+def _record_results(ctx: Context, row: BatchRow) -> int:
+    page: list[Outcome] = []
+    seen = 0
+    for line in ctx.backend.results(row.id):
+        seen += 1
+        outcome = classify(ctx, row, line)
+        if outcome is not None:
+            page.append(outcome)
+        if len(page) >= PAGE:
+            ctx.store.record_outcomes(row.id, page)
+            page = []
+            crashpoint.hit("mid_collect")
+    ctx.store.record_outcomes(row.id, page)
+    crashpoint.hit("mid_collect")
+    return seen
+
+
+def classify(ctx: Context, row: BatchRow, line: Mapping[str, Any]) -> Outcome | None:
+    """Decide one result line (DESIGN.md, Retry). None: not a request of ours in this batch."""
+    cid = str(line.get("custom_id"))
+    info = ctx.store.request_info(cid)
+    if info is None or info[3] != row.id:
+        return None
+    key, path, attempts, _ = info
+    result = line.get("result") or {}
+    kind = str(result.get("type"))
+    if kind == "succeeded":
+        return _succeeded(ctx, row, cid, key, path, attempts, result.get("message") or {})
+    if kind == "errored":
+        envelope = (result.get("error") or {}).get("error") or {}
+        etype = str(envelope.get("type") or "unknown_error")
+        message = str(envelope.get("message") or "")
+        retry = etype in RETRYABLE_ERRORS
+    elif kind == "canceled":
+        if row.cancel_requested:  # the job itself was cancelled: wait for the next run
+            return Outcome(cid, "canceled", "canceled", "canceled by batchrun cancel")
+        etype, message, retry = "canceled", "batch canceled", True
+    elif kind == "expired":
+        etype, message, retry = "expired", "batch expired before this request ran", True
+    else:
+        etype, message, retry = "unknown_result", f"unknown result type {kind!r}", False
+    return _failed(ctx, row, cid, key, path, attempts, etype, message, retry, kind)
+
+
+def _failed(
+    ctx: Context, row: BatchRow, cid: str, key: str, path: str | None, attempts: int,
+    etype: str, message: str, retry: bool, kind: str = "errored",
+) -> Outcome:  # fmt: skip
+    """Retry while attempts remain; otherwise a dead letter with the API's message."""
+    if retry and attempts < ctx.job.max_attempts:
+        return Outcome(cid, "retry", etype, message)
+    if retry:
+        message = f"{message} (after {attempts} attempts)"
+    letter = DeadLetter(
+        input_key=key,
+        input_path=path,
+        custom_id=cid,
+        outcome=kind if kind in ("errored", "canceled", "expired") else "errored",  # type: ignore[arg-type]
+        error_type=etype,
+        error_message=message,
+        attempts=attempts,
+        batch_id=row.id,
+        spec_hash=ctx.job.spec_hash,
+        at=now_rfc3339(),
+    )
+    current = ctx.store.is_current(cid)
+    return Outcome(cid, "dead", etype, message, dead=letter if current else None)
+
+
+def _succeeded(
+    ctx: Context, row: BatchRow, cid: str, key: str, path: str | None, attempts: int,
+    message: Mapping[str, Any],
+) -> Outcome:  # fmt: skip
+    usage = message.get("usage") or {}
+    model = str(message.get("model") or ctx.job.model)
+    cost, standard = ctx.price(model, usage)
+    text = "".join(
+        str(b.get("text", "")) for b in message.get("content") or () if b.get("type") == "text"
+    )
+    record = ResultRecord(
+        input_key=key,
+        input_path=path,
+        custom_id=cid,
+        text=text,
+        message=message,
+        usage=usage,
+        cost_usd=cost,
+        batch_id=row.id,
+        model=model,
+        spec_hash=ctx.job.spec_hash,
+        attempts=attempts,
+        collected_at=now_rfc3339(),
+    )
+    # A result of a superseded request (the job was edited meanwhile) only fills a gap.
+    keep = ctx.store.is_current(cid) or not ctx.store.has_result(key)
+    return Outcome(
+        cid, "succeeded", result=record if keep else None, usage=_tokens(usage),
+        cost_usd=cost, standard_cost_usd=standard,
+    )  # fmt: skip
+
+
+def _tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
+    creation = usage.get("cache_creation") or {}
+    w5 = int(creation.get("ephemeral_5m_input_tokens") or 0)
+    w1 = int(creation.get("ephemeral_1h_input_tokens") or 0)
+    if not creation:  # older shape: one figure, taken as 5-minute writes
+        w5 = int(usage.get("cache_creation_input_tokens") or 0)
+    return (
+        int(usage.get("input_tokens") or 0),
+        w5,
+        w1,
+        int(usage.get("cache_read_input_tokens") or 0),
+        int(usage.get("output_tokens") or 0),
+    )
+
+
+def flush_sink(ctx: Context) -> int:
+    """Write every collected-but-unwritten result and dead letter to the sink, make it
+    durable, then mark the rows written. Safe to repeat: the sink is idempotent."""
+    written = 0
+    for page in ctx.store.unwritten_results():
+        ctx.sink.upsert([rec for _, rec in page])
+        crashpoint.hit("mid_sink_write")
+        ctx.sink.flush()
+        crashpoint.hit("after_sink_write")
+        ctx.store.mark_written("results", [(rec.input_key, cid) for cid, rec in page])
+        written += len(page)
+    for dpage in ctx.store.unwritten_dead():
+        ctx.sink.upsert_dead([letter for _, letter in dpage])
+        ctx.sink.flush()
+        ctx.store.mark_written("dead", [(letter.input_key, cid) for cid, letter in dpage])
+        written += len(dpage)
+    return written

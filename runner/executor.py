@@ -1,0 +1,117 @@
+"""The reconcile loop: observe state and the API, then do only what is missing.
+
+One pass: settle open intents -> collect ended batches (results -> state -> sink) -> submit
+waiting requests under the in-flight cap -> stop when every current request is final, or
+after one pass with --no-wait; otherwise sleep (poll interval with backoff, or longer if the
+API sent retry-after) and go again. Clock and sleep are injected (context.Clock).
+
+Why a SIGKILL at any instant loses nothing and bills nothing twice (the chaos tests hit each
+window through runner.crashpoint):
+- during compile: requests are only being recorded as pending; re-run records them again
+  (upserts), nothing remote happened.
+- after the intent commit, before create: the intent is open; the next run lists the
+  workspace's batches, finds none newer than the intent's mark with its request count, and
+  abandons it (attempt undone); the requests are resubmitted once.
+- create committed, response lost (crash, timeout, or commit-then-fail): the intent is open;
+  listing finds the batch (newer than the mark, same count, not owned) and adopts it. No
+  second create is ever posted for an open intent.
+- after the batch id is stored: ordinary in-flight batch; polled and collected later.
+- mid-collect: outcomes are recorded in one transaction with "collected"; a crash rolls it
+  all back and the batch is collected again from the API (results stay 29 days).
+- after results are stored, before or during the sink write, or after it but before the
+  rows are marked written: the rows stay unwritten; every run starts by re-applying them.
+  The sink is idempotent by input key (same custom_id: no-op; JSONL repairs a torn tail).
+- a resubmission only ever covers requests whose status is pending/retry/canceled, never
+  in_flight ones, so no custom_id is in two processing batches at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runner import collect, crashpoint, log, submit
+from runner.context import Context
+from runner.store import PAGE
+
+_log = log.get("batchrun.executor")
+WAITING = ("pending", "retry", "in_flight")
+
+
+@dataclass
+class RunSummary:
+    """What a run (or one --no-wait pass) ended with."""
+
+    job: str
+    counts: dict[str, int] = field(default_factory=dict)  # current requests by status
+    batches_submitted: int = 0
+    requests_submitted: int = 0
+    finished: bool = False  # no current request is waiting for anything
+
+    @property
+    def dead(self) -> int:
+        return self.counts.get("dead", 0)
+
+    @property
+    def canceled(self) -> int:
+        return self.counts.get("canceled", 0)
+
+
+def sync_requests(ctx: Context) -> int:
+    """Record the job's current requests in state (new ones pending). Returns the count."""
+    ctx.store.begin_sync()
+    page: list[tuple[str, str, str | None]] = []
+    total = 0
+    for req in ctx.compiler.iter_requests(ctx.job):
+        page.append((req.custom_id, req.input_key, req.input_path))
+        if len(page) >= PAGE:
+            ctx.store.sync_requests(page)
+            total += len(page)
+            page = []
+            ctx.progress(f"compile: {total} requests")
+            crashpoint.hit("compile")
+    ctx.store.sync_requests(page)
+    crashpoint.hit("compile")
+    total += len(page)
+    ctx.progress(f"compile: {total} requests")
+    return total
+
+
+def run(ctx: Context, no_wait: bool = False) -> RunSummary:
+    """Drive the job towards every input having a final outcome. The caller holds the lock."""
+    summary = RunSummary(ctx.job.name)
+    bound = _log.bind(job=ctx.job.name)
+    total = sync_requests(ctx)
+    bound.info("compiled", requests=total)
+    collect.flush_sink(ctx)  # results a crashed run stored but did not write
+    interval = ctx.job.poll_interval_s
+    first = True
+    while True:
+        submit.reconcile_intents(ctx)
+        polled = collect.poll(ctx)
+        sent = submit.submit_waiting(ctx, include_canceled=first)
+        first = False
+        summary.batches_submitted += sent.batches
+        summary.requests_submitted += sent.requests
+        summary.counts = ctx.store.status_counts()
+        summary.finished = _finished(ctx, summary.counts)
+        ctx.progress(_progress_line(summary.counts))
+        if summary.finished or no_wait:
+            return summary
+        progressed = polled.ended or sent.batches
+        interval = ctx.job.poll_interval_s if progressed else _backoff(ctx, interval)
+        wait = max(interval, polled.retry_after or 0.0, sent.retry_after or 0.0)
+        bound.debug("waiting", seconds=wait, **summary.counts)
+        ctx.clock.sleep(wait)
+
+
+def _finished(ctx: Context, counts: dict[str, int]) -> bool:
+    return not any(counts.get(s) for s in WAITING) and not ctx.store.open_intents()
+
+
+def _backoff(ctx: Context, interval: float) -> float:
+    return min(interval * 2, max(ctx.job.poll_max_interval_s, ctx.job.poll_interval_s))
+
+
+def _progress_line(counts: dict[str, int]) -> str:
+    order = ("succeeded", "in_flight", "pending", "retry", "canceled", "dead")
+    return "requests: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if counts.get(k))

@@ -1,0 +1,169 @@
+"""The JSONL sink: one line per input (its current result), dead letters in a twin file.
+
+Idempotent by input key. On open each file is scanned: a torn last line (a crash mid-append
+leaves a line without its newline) is cut off, and the keys are indexed. A record for a new
+key is appended; the same key with the same custom_id is a no-op; a changed custom_id or a
+removal rewrites the file atomically (temp file, fsync, os.replace, fsync of the folder).
+So after any crash and re-run no duplicate or partial line survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from runner import crashpoint
+from runner.records import DeadLetter, ResultRecord
+
+
+def dead_letter_path(output: Path) -> Path:
+    """`out/x.jsonl` -> `out/x.dead.jsonl`."""
+    stem = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    return output.with_name(f"{stem}.dead.jsonl")
+
+
+class JsonlSink:
+    """Results in `path`, dead letters in `dead_letter_path(path)`."""
+
+    def __init__(self, path: Path) -> None:
+        self.results = KeyedJsonl(path)
+        self.dead = KeyedJsonl(dead_letter_path(path))
+
+    def upsert(self, records: Sequence[ResultRecord]) -> None:
+        for r in records:
+            self.results.put(r.input_key, r.custom_id, orjson.dumps(r))
+            self.dead.remove(r.input_key)
+
+    def upsert_dead(self, letters: Sequence[DeadLetter]) -> None:
+        for d in letters:
+            self.dead.put(d.input_key, d.custom_id, orjson.dumps(d))
+            self.results.remove(d.input_key)
+
+    def flush(self) -> None:
+        self.results.flush()
+        self.dead.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+
+class KeyedJsonl:
+    """A JSONL file of objects with `input_key` and `custom_id`, one line per key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.index: dict[str, str] = {}  # input key -> custom_id of its line in the file
+        self._appends: dict[str, bytes] = {}  # new keys, in arrival order
+        self._replace: dict[str, bytes | None] = {}  # key -> new line, or None to remove
+        self._dirty = False  # the file holds lines that must go (junk, duplicates)
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("r+b") as f:
+            good = 0
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    break  # torn tail: everything from `good` on goes
+                good += len(raw)
+                self._index_line(raw)
+            if good < f.seek(0, os.SEEK_END):
+                f.truncate(good)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _index_line(self, raw: bytes) -> None:
+        try:
+            obj = orjson.loads(raw)
+            key, cid = str(obj["input_key"]), str(obj["custom_id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self._dirty = True
+            return
+        if key in self.index:
+            self._dirty = True
+        self.index[key] = cid
+
+    def put(self, key: str, custom_id: str, line: bytes) -> None:
+        if key in self._appends:
+            self._appends[key] = line
+        elif key in self._replace or (key in self.index and self.index[key] != custom_id):
+            self._replace[key] = line
+        elif key not in self.index:
+            self._appends[key] = line
+        self.index[key] = custom_id
+
+    def remove(self, key: str) -> None:
+        if self._appends.pop(key, None) is not None:
+            self.index.pop(key, None)
+        elif key in self.index:
+            del self.index[key]
+            self._replace[key] = None
+
+    def flush(self) -> None:
+        if self._replace or self._dirty:
+            self._rewrite()
+        elif self._appends:
+            self._append()
+        self._appends.clear()
+        self._replace.clear()
+        self._dirty = False
+
+    def _append(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lines = list(self._appends.values())
+        with self.path.open("ab") as f:
+            for i, line in enumerate(lines):
+                f.write(line + b"\n")
+                if i == len(lines) // 2:
+                    f.flush()
+                    crashpoint.hit("mid_sink_write")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _rewrite(self) -> None:
+        """Copy the file with replacements applied, then swap it in atomically."""
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        written: set[str] = set()
+        with tmp.open("wb") as out:
+            if self.path.exists():
+                with self.path.open("rb") as f:
+                    for raw in f:
+                        self._copy_line(raw, out, written)
+            for key, line in {**self._replace, **self._appends}.items():
+                if line is not None and key not in written:
+                    out.write(line + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        crashpoint.hit("mid_sink_write")
+        tmp.replace(self.path)  # atomic rename (os.replace)
+        _fsync_dir(self.path.parent)
+
+    def _copy_line(self, raw: bytes, out: BinaryIO, written: set[str]) -> None:
+        try:
+            obj = orjson.loads(raw)
+            key, cid = str(obj["input_key"]), str(obj["custom_id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        if key in written or key not in self.index:
+            return
+        line = self._replace.get(key, raw.rstrip(b"\n") if self.index[key] == cid else None)
+        if line is None:
+            return
+        out.write(line + b"\n")
+        written.add(key)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # some filesystems cannot fsync a folder
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

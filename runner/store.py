@@ -1,0 +1,534 @@
+"""The state of one job in SQLite: requests, batches, submission intents, results, a lock.
+
+State is the source of truth. Every remote side effect is bracketed by a committed write
+(an intent row before create, the batch id after), results are committed here before any
+sink sees them, and sinks are re-fed from here after a crash. Only this module talks SQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from runner.records import DeadLetter, RequestState, RequestStatus, ResultRecord
+
+SCHEMA_VERSION = 1
+PAGE = 1000  # rows per streamed page and per executemany
+
+# One entry per schema version: MIGRATIONS[i] moves a database from version i to i + 1.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE requests (
+        custom_id TEXT PRIMARY KEY,
+        input_key TEXT NOT NULL,
+        input_path TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        current INTEGER NOT NULL DEFAULT 1,
+        intent_id INTEGER,
+        batch_id TEXT,
+        error_type TEXT,
+        error_message TEXT,
+        input_tokens INTEGER, cache_write_5m INTEGER, cache_write_1h INTEGER,
+        cache_read INTEGER, output_tokens INTEGER, cost_usd REAL, standard_cost_usd REAL
+    );
+    CREATE INDEX requests_status ON requests (status, current);
+    CREATE INDEX requests_batch ON requests (batch_id);
+    CREATE INDEX requests_intent ON requests (intent_id);
+    CREATE TABLE intents (
+        id INTEGER PRIMARY KEY,
+        chunk_sha256 TEXT NOT NULL,
+        betas TEXT NOT NULL,
+        request_count INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        newest_before TEXT,
+        batch_id TEXT
+    );
+    CREATE TABLE batches (
+        id TEXT PRIMARY KEY,
+        intent_id INTEGER,
+        chunk_sha256 TEXT,
+        betas TEXT NOT NULL,
+        request_count INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        counts TEXT NOT NULL DEFAULT '{}',
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        collect_attempts INTEGER NOT NULL DEFAULT 0,
+        collected INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE results (
+        input_key TEXT PRIMARY KEY,
+        custom_id TEXT NOT NULL,
+        record BLOB NOT NULL,
+        written INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE dead (
+        input_key TEXT PRIMARY KEY,
+        custom_id TEXT NOT NULL,
+        record BLOB NOT NULL,
+        written INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+)
+
+
+class LockHeld(Exception):
+    """Another process holds this job's lock."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A chunk about to be (or maybe already) created: written before the create call."""
+
+    id: int
+    chunk_sha256: str
+    betas: tuple[str, ...]
+    request_count: int
+    bytes: int
+    created_at: float  # epoch seconds, local clock
+    newest_before: str | None  # newest batch id in the workspace just before create
+    batch_id: str | None
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    id: str
+    betas: tuple[str, ...]
+    request_count: int
+    bytes: int
+    created_at: str
+    status: str
+    counts: dict[str, int]
+    cancel_requested: bool
+    collected: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What collecting one result line decided for its request."""
+
+    custom_id: str
+    status: RequestStatus  # succeeded | retry | dead | canceled
+    error_type: str | None = None
+    error_message: str | None = None
+    result: ResultRecord | None = None
+    dead: DeadLetter | None = None
+    usage: tuple[int, int, int, int, int] | None = None  # in, 5m, 1h, read, out
+    cost_usd: float | None = None
+    standard_cost_usd: float | None = None
+
+
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def default_state_dir(job_path: Path, job_name: str) -> Path:
+    """`.batchrun/<job name>/` beside the job file."""
+    return job_path.parent / ".batchrun" / job_name
+
+
+class Store:
+    """One job's state directory: `state.db` (SQLite, WAL) and `lock`."""
+
+    def __init__(self, state_dir: Path, db: sqlite3.Connection, created: bool = False) -> None:
+        self.state_dir = state_dir
+        self.db = db
+        self.created = created  # this open made the database: there was no state before
+        self._lock_file: IO[bytes] | None = None
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Store:
+        """Open (creating and migrating as needed) the state in `state_dir`."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(state_dir / "state.db", timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a committed row survives power loss too
+        db.execute("PRAGMA busy_timeout=30000")
+        return cls(state_dir, db, _migrate(db))
+
+    @classmethod
+    def exists(cls, state_dir: Path) -> bool:
+        return (state_dir / "state.db").exists()
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the descriptor releases the flock
+            self._lock_file = None
+
+    # --- lock -------------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the per-job lock or raise `LockHeld`. The kernel drops it when the process
+        dies, SIGKILL included, so a crash never leaves a stale lock behind."""
+        f = (self.state_dir / "lock").open("ab")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise LockHeld(str(self.state_dir)) from None
+        self._lock_file = f
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # --- requests ---------------------------------------------------------------------
+
+    def begin_sync(self) -> None:
+        """Start marking the job's current requests: everything is superseded until seen."""
+        self.db.execute("UPDATE requests SET current = 0 WHERE current = 1")
+
+    def sync_requests(self, rows: Sequence[tuple[str, str, str | None]]) -> None:
+        """Record (custom_id, input_key, input_path) as current requests; new ones pending."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO requests (custom_id, input_key, input_path, status) "
+                "VALUES (?, ?, ?, 'pending') ON CONFLICT (custom_id) DO UPDATE SET current = 1",
+                rows,
+            )
+
+    def states(self, custom_ids: Sequence[str]) -> dict[str, RequestState]:
+        marks = ",".join("?" * len(custom_ids))
+        rows = self.db.execute(
+            "SELECT custom_id, input_key, status, attempts FROM requests "
+            f"WHERE custom_id IN ({marks})",
+            tuple(custom_ids),
+        )
+        return {r[0]: RequestState(r[0], r[1], r[2], r[3]) for r in rows}
+
+    def iter_states(self) -> Iterator[RequestState]:
+        """Every current request's state, streamed."""
+        last = ""
+        while True:
+            rows = self.db.execute(
+                "SELECT custom_id, input_key, status, attempts FROM requests "
+                "WHERE current = 1 AND custom_id > ? ORDER BY custom_id LIMIT ?",
+                (last, PAGE),
+            ).fetchall()
+            if not rows:
+                return
+            yield from (RequestState(r[0], r[1], r[2], r[3]) for r in rows)
+            last = rows[-1][0]
+
+    def submittable_ids(self, include_canceled: bool) -> set[str]:
+        """Current requests waiting for a submission."""
+        statuses = ("pending", "retry", "canceled") if include_canceled else ("pending", "retry")
+        marks = ",".join("?" * len(statuses))
+        rows = self.db.execute(
+            f"SELECT custom_id FROM requests WHERE current = 1 AND status IN ({marks})", statuses
+        )
+        return {r[0] for r in rows}
+
+    def status_counts(self, current_only: bool = True) -> dict[str, int]:
+        where = "WHERE current = 1" if current_only else ""
+        rows = self.db.execute(f"SELECT status, COUNT(*) FROM requests {where} GROUP BY status")
+        return {r[0]: r[1] for r in rows}
+
+    def in_flight_count(self) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM requests WHERE status = 'in_flight'")
+        return int(row.fetchone()[0])
+
+    def request_info(self, custom_id: str) -> tuple[str, str | None, int, str | None] | None:
+        """(input_key, input_path, attempts, batch_id) of a request, or None if unknown."""
+        row = self.db.execute(
+            "SELECT input_key, input_path, attempts, batch_id FROM requests WHERE custom_id = ?",
+            (custom_id,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    def is_current(self, custom_id: str) -> bool:
+        row = self.db.execute("SELECT current FROM requests WHERE custom_id = ?", (custom_id,))
+        found = row.fetchone()
+        return bool(found and found[0])
+
+    # --- intents ----------------------------------------------------------------------
+
+    def add_intent(
+        self, chunk_sha256: str, betas: Sequence[str], custom_ids: Sequence[str], size: int,
+        created_at: float, newest_before: str | None,
+    ) -> Intent:  # fmt: skip
+        """Commit the intent and move its requests in flight (one more attempt each)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO intents (chunk_sha256, betas, request_count, bytes, created_at, "
+                "newest_before) VALUES (?, ?, ?, ?, ?, ?)",
+                (chunk_sha256, _dumps(list(betas)).decode(), len(custom_ids), size, created_at,
+                 newest_before),
+            )  # fmt: skip
+            intent_id = int(cur.lastrowid or 0)
+            db.executemany(
+                "UPDATE requests SET status = 'in_flight', attempts = attempts + 1, "
+                "intent_id = ?, batch_id = NULL WHERE custom_id = ?",
+                ((intent_id, cid) for cid in custom_ids),
+            )
+        return Intent(intent_id, chunk_sha256, tuple(betas), len(custom_ids), size, created_at,
+                      newest_before, None)  # fmt: skip
+
+    def open_intents(self) -> list[Intent]:
+        """Intents whose create outcome is unknown, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, chunk_sha256, betas, request_count, bytes, created_at, newest_before, "
+            "batch_id FROM intents WHERE batch_id IS NULL ORDER BY id"
+        )
+        return [
+            Intent(r[0], r[1], tuple(orjson.loads(r[2])), r[3], r[4], r[5], r[6], r[7])
+            for r in rows
+        ]
+
+    def attach_batch(self, intent: Intent, batch_id: str, created_at: str, status: str) -> None:
+        """The create of `intent` made `batch_id`: record it (idempotent)."""
+        with self.transaction() as db:
+            db.execute("UPDATE intents SET batch_id = ? WHERE id = ?", (batch_id, intent.id))
+            db.execute(
+                "INSERT OR IGNORE INTO batches (id, intent_id, chunk_sha256, betas, "
+                "request_count, bytes, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (batch_id, intent.id, intent.chunk_sha256, _dumps(list(intent.betas)).decode(),
+                 intent.request_count, intent.bytes, created_at, status),
+            )  # fmt: skip
+            db.execute(
+                "UPDATE requests SET batch_id = ? WHERE intent_id = ? AND status = 'in_flight'",
+                (batch_id, intent.id),
+            )
+
+    def abandon_intent(self, intent: Intent) -> None:
+        """No batch was made for `intent`: its requests go back to waiting, attempt undone."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE requests SET attempts = attempts - 1, intent_id = NULL, "
+                "status = CASE WHEN attempts - 1 > 0 THEN 'retry' ELSE 'pending' END "
+                "WHERE intent_id = ? AND status = 'in_flight'",
+                (intent.id,),
+            )
+            db.execute("DELETE FROM intents WHERE id = ?", (intent.id,))
+
+    def owned_batch_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM batches")}
+
+    # --- batches ----------------------------------------------------------------------
+
+    def batches(self, uncollected_only: bool = False) -> list[BatchRow]:
+        where = "WHERE collected = 0" if uncollected_only else ""
+        rows = self.db.execute(
+            "SELECT id, betas, request_count, bytes, created_at, status, counts, "
+            f"cancel_requested, collected FROM batches {where} ORDER BY created_at, id"
+        )
+        return [
+            BatchRow(r[0], tuple(orjson.loads(r[1])), r[2], r[3], r[4], r[5],
+                     orjson.loads(r[6]), bool(r[7]), bool(r[8]))
+            for r in rows
+        ]  # fmt: skip
+
+    def update_batch(self, batch_id: str, status: str, counts: dict[str, int]) -> None:
+        self.db.execute(
+            "UPDATE batches SET status = ?, counts = ? WHERE id = ?",
+            (status, _dumps(counts).decode(), batch_id),
+        )
+
+    def mark_cancel_requested(self, batch_id: str) -> None:
+        self.db.execute("UPDATE batches SET cancel_requested = 1 WHERE id = ?", (batch_id,))
+
+    def adopt_batch(
+        self, batch_id: str, created_at: str, status: str, custom_ids: Iterable[str]
+    ) -> None:
+        """`recover`: own a batch found in the workspace holding some of our requests."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO batches (id, betas, request_count, bytes, created_at, "
+                "status) VALUES (?, '[]', 0, 0, ?, ?)",
+                (batch_id, created_at, status),
+            )
+            db.executemany(
+                "UPDATE requests SET status = 'in_flight', batch_id = ?, "
+                "attempts = attempts + 1 WHERE custom_id = ? AND status NOT IN "
+                "('succeeded', 'dead')",
+                ((batch_id, cid) for cid in custom_ids),
+            )
+
+    # --- collect ----------------------------------------------------------------------
+
+    def record_outcomes(self, batch_id: str, outcomes: Sequence[Outcome]) -> None:
+        """Apply one page of collected outcomes; call inside `transaction()`."""
+        for o in outcomes:
+            self._record_outcome(batch_id, o)
+
+    def _record_outcome(self, batch_id: str, o: Outcome) -> None:
+        u = o.usage or (None, None, None, None, None)
+        self.db.execute(
+            "UPDATE requests SET status = ?, error_type = ?, error_message = ?, "
+            "input_tokens = ?, cache_write_5m = ?, cache_write_1h = ?, cache_read = ?, "
+            "output_tokens = ?, cost_usd = ?, standard_cost_usd = ? "
+            "WHERE custom_id = ? AND batch_id = ? AND status = 'in_flight'",
+            (o.status, o.error_type, o.error_message, *u, o.cost_usd, o.standard_cost_usd,
+             o.custom_id, batch_id),
+        )  # fmt: skip
+        if o.result is not None:
+            key = o.result.input_key
+            self.db.execute("DELETE FROM dead WHERE input_key = ?", (key,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO results (input_key, custom_id, record, written) "
+                "VALUES (?, ?, ?, 0)",
+                (key, o.custom_id, _dumps(o.result)),
+            )
+        if o.dead is not None:
+            key = o.dead.input_key
+            self.db.execute("DELETE FROM results WHERE input_key = ?", (key,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO dead (input_key, custom_id, record, written) "
+                "VALUES (?, ?, ?, 0)",
+                (key, o.custom_id, _dumps(o.dead)),
+            )
+
+    def has_result(self, input_key: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM results WHERE input_key = ?", (input_key,))
+        return row.fetchone() is not None
+
+    def in_flight_of_batch(self, batch_id: str) -> list[tuple[str, str, str | None, int]]:
+        """(custom_id, input_key, input_path, attempts) of the batch's uncollected requests."""
+        rows = self.db.execute(
+            "SELECT custom_id, input_key, input_path, attempts FROM requests "
+            "WHERE batch_id = ? AND status = 'in_flight'",
+            (batch_id,),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def finish_batch(self, batch_id: str) -> None:
+        """Mark a batch collected; call in the transaction that recorded its outcomes."""
+        self.db.execute(
+            "UPDATE batches SET collected = 1, status = 'ended' WHERE id = ?", (batch_id,)
+        )
+
+    def collect_attempts(self, batch_id: str) -> int:
+        row = self.db.execute("SELECT collect_attempts FROM batches WHERE id = ?", (batch_id,))
+        found = row.fetchone()
+        return int(found[0]) if found else 0
+
+    def bump_collect_attempts(self, batch_id: str) -> None:
+        self.db.execute(
+            "UPDATE batches SET collect_attempts = collect_attempts + 1 WHERE id = ?", (batch_id,)
+        )
+
+    def unwritten_results(self) -> Iterator[list[tuple[str, ResultRecord]]]:
+        """Pages of (custom_id, record) collected but not yet confirmed written to the sink."""
+        for page in self._pages("results"):
+            yield [(cid, ResultRecord(**orjson.loads(rec))) for cid, rec in page]
+
+    def unwritten_dead(self) -> Iterator[list[tuple[str, DeadLetter]]]:
+        for page in self._pages("dead"):
+            yield [(cid, DeadLetter(**orjson.loads(rec))) for cid, rec in page]
+
+    def _pages(self, table: str) -> Iterator[list[tuple[str, bytes]]]:
+        last = ""
+        while True:
+            rows = self.db.execute(
+                f"SELECT input_key, custom_id, record FROM {table} "
+                "WHERE written = 0 AND input_key > ? ORDER BY input_key LIMIT ?",
+                (last, PAGE),
+            ).fetchall()
+            if not rows:
+                return
+            yield [(r[1], r[2]) for r in rows]
+            last = rows[-1][0]
+
+    def mark_written(self, table: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Mark (input_key, custom_id) as in the sink, unless replaced meanwhile."""
+        assert table in ("results", "dead")
+        with self.transaction() as db:
+            db.executemany(
+                f"UPDATE {table} SET written = 1 WHERE input_key = ? AND custom_id = ?", pairs
+            )
+
+    def mark_all_unwritten(self) -> None:
+        """The sink was lost or replaced: feed it everything again."""
+        with self.transaction() as db:
+            db.execute("UPDATE results SET written = 0")
+            db.execute("UPDATE dead SET written = 0")
+
+    # --- reading for export, status and reports --------------------------------------
+
+    def iter_results(self) -> Iterator[ResultRecord]:
+        """Every input's current result, streamed in input-key order (for `export`)."""
+        yield from self._iter_records("results", ResultRecord)
+
+    def iter_dead(self) -> Iterator[DeadLetter]:
+        """Every current dead letter, streamed in input-key order."""
+        yield from self._iter_records("dead", DeadLetter)
+
+    def _iter_records(self, table: str, kind: Any) -> Iterator[Any]:
+        last = ""
+        while True:
+            rows = self.db.execute(
+                f"SELECT input_key, record FROM {table} WHERE input_key > ? "
+                "ORDER BY input_key LIMIT ?",
+                (last, PAGE),
+            ).fetchall()
+            if not rows:
+                return
+            yield from (kind(**orjson.loads(r[1])) for r in rows)
+            last = rows[-1][0]
+
+    def usage_totals(self) -> dict[str, float]:
+        """Tokens by category and dollars over every succeeded request ever collected."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cache_write_5m), 0), "
+            "COALESCE(SUM(cache_write_1h), 0), COALESCE(SUM(cache_read), 0), "
+            "COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0), "
+            "COALESCE(SUM(standard_cost_usd), 0), COUNT(*), COUNT(cost_usd) "
+            "FROM requests WHERE status = 'succeeded'"
+        ).fetchone()
+        names = ("input", "cache_write_5m", "cache_write_1h", "cache_read", "output",
+                 "cost_usd", "standard_cost_usd", "succeeded", "priced")  # fmt: skip
+        return dict(zip(names, row, strict=True))
+
+    def dead_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM dead").fetchone()[0])
+
+
+def _migrate(db: sqlite3.Connection) -> bool:
+    """Bring the schema to SCHEMA_VERSION, one atomic step per version. True if the
+    database was new. Two processes opening a new state at once migrate it once."""
+    created = False
+    while True:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"state schema {version} is newer than this batchrun")
+            if version == SCHEMA_VERSION:
+                db.execute("COMMIT")
+                return created
+            created = created or version == 0
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
