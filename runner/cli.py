@@ -12,7 +12,7 @@ from typing import Any
 import click
 import orjson
 
-from runner import log, spec, validate
+from runner import commands, log, spec, validate
 from runner.errors import BatchrunError
 
 EXIT_OK = 0
@@ -89,6 +89,72 @@ def _validate(jobs: tuple[Path, ...], fmt: str) -> int:
             if r.ok:
                 click.echo(f"{validate.display_name(r.file)}: ok", err=True)
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
+
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep each job's state in DIR/<job name>/ instead of .batchrun/ beside the job file.",
+)
+emulate_option = click.option(
+    "--emulate",
+    is_flag=True,
+    help="Use an in-process emulator for this command only (its batches vanish after).",
+)
+emulator_config_option = click.option(
+    "--emulator-config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Fault and latency config for --emulate.",
+)
+
+
+@cli.command("run")
+@jobs_argument
+@click.option("--no-wait", is_flag=True, help="Do one reconcile pass and exit (cron/CI mode).")
+@emulate_option
+@state_dir_option
+@emulator_config_option
+def run_cmd(
+    jobs: tuple[Path, ...],
+    no_wait: bool,
+    emulate: bool,
+    state_dir: Path | None,
+    emulator_config: Path | None,
+) -> None:
+    """Submit what is missing, collect what ended, retry what failed; until done."""
+    remote = commands.Remote(emulate, emulator_config)
+    sys.exit(_guard(lambda: commands.run_jobs(jobs, no_wait, state_dir, remote)))
+
+
+@cli.command("status")
+@jobs_argument
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@state_dir_option
+def status_cmd(jobs: tuple[Path, ...], as_json: bool, state_dir: Path | None) -> None:
+    """Batches, request counts, cost so far and dead letters of each job (from its state)."""
+    sys.exit(_guard(lambda: commands.status_jobs(jobs, as_json, state_dir)))
+
+
+@cli.command("cancel")
+@jobs_argument
+@emulate_option
+@state_dir_option
+def cancel_cmd(jobs: tuple[Path, ...], emulate: bool, state_dir: Path | None) -> None:
+    """Cancel the job's in-flight batches; the next plain run resubmits what was canceled."""
+    remote = commands.Remote(emulate)
+    sys.exit(_guard(lambda: commands.cancel_jobs(jobs, state_dir, remote)))
+
+
+@cli.command("recover")
+@jobs_argument
+@emulate_option
+@state_dir_option
+def recover_cmd(jobs: tuple[Path, ...], emulate: bool, state_dir: Path | None) -> None:
+    """Rebuild a lost state from the API: re-attach every result of the job's requests."""
+    remote = commands.Remote(emulate)
+    sys.exit(_guard(lambda: commands.recover_jobs(jobs, state_dir, remote)))
 
 
 @cli.command("schema")

@@ -199,6 +199,9 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
+    def clear_meta(self, key: str) -> None:
+        self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
     # --- requests ---------------------------------------------------------------------
 
     def begin_sync(self) -> None:
@@ -355,14 +358,14 @@ class Store:
         self.db.execute("UPDATE batches SET cancel_requested = 1 WHERE id = ?", (batch_id,))
 
     def adopt_batch(
-        self, batch_id: str, created_at: str, status: str, custom_ids: Iterable[str]
+        self, batch_id: str, created_at: str, request_count: int, custom_ids: Iterable[str]
     ) -> None:
         """`recover`: own a batch found in the workspace holding some of our requests."""
         with self.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO batches (id, betas, request_count, bytes, created_at, "
-                "status) VALUES (?, '[]', 0, 0, ?, ?)",
-                (batch_id, created_at, status),
+                "status) VALUES (?, '[]', ?, 0, ?, 'ended')",
+                (batch_id, request_count, created_at),
             )
             db.executemany(
                 "UPDATE requests SET status = 'in_flight', batch_id = ?, "

@@ -1,0 +1,214 @@
+"""The bodies of `run`, `status`, `cancel` and `recover`: build the pieces, call one
+function, return an exit code. cli.py only parses options and calls these."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from runner import executor, log, recover, report
+from runner.backend import Backend
+from runner.context import Compiler, Context, Pricer
+from runner.errors import BatchrunError
+from runner.sinks import open_sink
+from runner.spec import JobSpec, load_job
+from runner.store import LockHeld, Store, default_state_dir
+
+EXIT_OK, EXIT_ERROR, EXIT_DEAD_LETTERS = 0, 1, 4
+_log = log.get("batchrun")
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where the API is: the usual environment, or an emulator for this command only."""
+
+    emulate: bool = False
+    emulator_config: Path | None = None
+
+
+def state_dir(job: JobSpec, root: Path | None) -> Path:
+    """`.batchrun/<job>/` beside the job file, or `<root>/<job>/` with --state-dir."""
+    return root / job.name if root else default_state_dir(job.path, job.name)
+
+
+@contextlib.contextmanager
+def backend(remote: Remote) -> Iterator[Backend]:
+    """The API client; with --emulate an in-process emulator that lives for this command
+    only (its batches are gone afterwards: --emulate is for demos and dry runs)."""
+    if not remote.emulate:
+        yield Backend.connect()
+        return
+    emulator: Any = importlib.import_module("runner.emulator")
+    with emulator.start(config=remote.emulator_config) as emu:
+        yield Backend.connect(emu.base_url, emulated=True)
+
+
+def compiler() -> Compiler:
+    module: Any = importlib.import_module("runner.compile")
+    return module  # type: ignore[no-any-return]
+
+
+def pricer(job: JobSpec) -> Pricer:
+    pricing: Any = importlib.import_module("runner.pricing")
+
+    def price(model: str, usage: Mapping[str, Any]) -> tuple[float | None, float | None]:
+        prices = pricing.price_for(model, job.pricing)
+        if prices is None:
+            return None, None
+        return pricing.cost_usd(usage, prices, batch=True), pricing.cost_usd(
+            usage, prices, batch=False
+        )
+
+    return price
+
+
+def _progress() -> Callable[[str], None]:
+    if not sys.stderr.isatty():
+        return lambda _text: None
+
+    def show(text: str) -> None:
+        sys.stderr.write(f"\r\033[K{text[:200]}")
+        sys.stderr.flush()
+
+    return show
+
+
+def _context(job: JobSpec, store: Store, api: Backend) -> Context:
+    return Context(
+        job=job,
+        store=store,
+        backend=api,
+        sink=open_sink(job),
+        compiler=compiler(),
+        price=pricer(job),
+        progress=_progress(),
+    )
+
+
+def run_jobs(paths: tuple[Path, ...], no_wait: bool, root: Path | None, remote: Remote) -> int:
+    """`batchrun run`: every job in turn; the worst exit code wins."""
+    jobs = [load_job(p) for p in paths]
+    codes = [EXIT_OK]
+    with backend(remote) as api:
+        for job in jobs:
+            codes.append(_run_one(job, api, no_wait, state_dir(job, root)))
+    return max(codes)
+
+
+def _run_one(job: JobSpec, api: Backend, no_wait: bool, where: Path) -> int:
+    store = Store.open(where)
+    try:
+        try:
+            store.lock()
+        except LockHeld:
+            print(f"{job.name}: already running (lock held in {where}); nothing submitted")
+            return EXIT_OK
+        _refuse_lost_state(job, store)
+        ctx = _context(job, store, api)
+        try:
+            summary = executor.run(ctx, no_wait=no_wait)
+        finally:
+            ctx.sink.close()
+            ctx.progress("")
+        return _summarize(job, store, summary, no_wait)
+    finally:
+        store.close()
+
+
+def _refuse_lost_state(job: JobSpec, store: Store) -> None:
+    """A new state beside an existing output means the state was lost: running now would
+    pay for every result again. `recover` rebuilds it from the API instead."""
+    out = job.output.path
+    if store.created and out.exists() and (out.is_dir() or out.stat().st_size > 0):
+        store.set_meta("lost_state", "1")
+    if store.get_meta("lost_state"):
+        raise BatchrunError(
+            f"{job.name}: no state in {store.state_dir} but {out} exists: the state was "
+            f"lost. Run `batchrun recover {job.path}` first (or remove the output to redo all)"
+        )
+
+
+def _summarize(job: JobSpec, store: Store, summary: executor.RunSummary, no_wait: bool) -> int:
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items()) if v)
+    print(f"{job.name}: {counts or 'no requests'}")
+    print(f"  submitted {summary.requests_submitted} requests in {summary.batches_submitted} "
+          f"batches this run; results in {job.output.path}")  # fmt: skip
+    for line in report.format_cost(report.cost_report(store)):
+        print(f"  {line}")
+    if not summary.finished:
+        print("  not finished: run again to continue" if no_wait else "  not finished")
+        return EXIT_OK
+    if summary.dead:
+        print(f"  {summary.dead} dead letters (see `batchrun status {job.path}`)")
+        return EXIT_DEAD_LETTERS
+    if summary.canceled:
+        print(f"  {summary.canceled} requests canceled: the next run resubmits them")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def status_jobs(paths: tuple[Path, ...], as_json: bool, root: Path | None) -> int:
+    """`batchrun status`: read state only (no API call, no lock)."""
+    reports = []
+    for job in (load_job(p) for p in paths):
+        where = state_dir(job, root)
+        if not Store.exists(where):
+            reports.append({"job": job.name, "requests": {}, "batches": [], "never_run": True})
+            continue
+        store = Store.open(where)
+        try:
+            reports.append(report.status_report(job.name, store))
+        finally:
+            store.close()
+    if as_json:
+        print(orjson.dumps(reports, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for r in reports:
+            print(f"{r['job']}: never run" if r.get("never_run") else report.format_status(r))
+    return EXIT_OK
+
+
+def cancel_jobs(paths: tuple[Path, ...], root: Path | None, remote: Remote) -> int:
+    """`batchrun cancel`: no lock, so it works while a run of the job is waiting."""
+    with backend(remote) as api:
+        for job in (load_job(p) for p in paths):
+            store = Store.open(state_dir(job, root))
+            try:
+                ctx = Context(job=job, store=store, backend=api, sink=open_sink(job),
+                              compiler=compiler())  # fmt: skip
+                asked = recover.cancel_job(ctx)
+                print(f"{job.name}: cancel requested for {len(asked)} batches")
+            finally:
+                store.close()
+    return EXIT_OK
+
+
+def recover_jobs(paths: tuple[Path, ...], root: Path | None, remote: Remote) -> int:
+    """`batchrun recover`: rebuild lost state from the workspace's batches."""
+    with backend(remote) as api:
+        for job in (load_job(p) for p in paths):
+            store = Store.open(state_dir(job, root))
+            try:
+                try:
+                    store.lock()
+                except LockHeld:
+                    print(f"{job.name}: a run holds the lock; nothing to recover now")
+                    continue
+                ctx = _context(job, store, api)
+                try:
+                    adopted = recover.recover(ctx)
+                    store.clear_meta("lost_state")
+                finally:
+                    ctx.sink.close()
+                counts = store.status_counts()
+                print(f"{job.name}: re-attached {adopted} batches; requests: {counts}")
+            finally:
+                store.close()
+    return EXIT_OK

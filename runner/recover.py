@@ -1,0 +1,81 @@
+"""`cancel` and `recover`: acting on a job's batches outside the reconcile loop."""
+
+from __future__ import annotations
+
+from runner import collect, log
+from runner.backend import RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
+from runner.context import Context
+from runner.errors import RemoteError
+from runner.executor import sync_requests
+from runner.store import BatchRow
+
+_log = log.get("batchrun.recover")
+
+
+def cancel_job(ctx: Context) -> list[str]:
+    """Cancel every in-flight batch of the job. Their canceled requests get status
+    `canceled` when collected and are resubmitted only by the next plain run. Returns the
+    ids of the batches asked to cancel."""
+    asked: list[str] = []
+    for row in ctx.store.batches(uncollected_only=True):
+        ctx.store.mark_cancel_requested(row.id)  # state first: collect must know why
+        try:
+            remote = ctx.backend.cancel(row.id)
+        except (Retryable, RemoteError) as exc:
+            _log.warning("cancel failed", batch_id=row.id, error=str(exc))
+            continue
+        ctx.store.update_batch(row.id, remote.processing_status, remote.counts)
+        asked.append(row.id)
+        _log.info("cancel requested", job=ctx.job.name, batch_id=row.id)
+    return asked
+
+
+def recover(ctx: Context) -> int:
+    """Rebuild lost state from the API: every batch of the workspace holding requests of
+    this job is adopted, and the results of ended ones are collected, so nothing the job
+    already paid for is submitted again. Batches still processing are waited for: until
+    they end, nobody can tell whose requests they hold. The caller holds the lock.
+    Returns the number of batches adopted."""
+    sync_requests(ctx)
+    owned = ctx.store.owned_batch_ids()
+    adopted = 0
+    pending = [b for b in reversed(list(ctx.backend.list_batches())) if b.id not in owned]
+    interval = ctx.job.poll_interval_s
+    while pending:
+        waiting: list[RemoteBatch] = []
+        for b in pending:
+            remote = ctx.backend.retrieve(b.id)
+            try:
+                if not remote.ended:
+                    waiting.append(remote)
+                elif _adopt(ctx, remote):
+                    adopted += 1
+            except ResultsGone:
+                _log.info("results no longer available: skipped", batch_id=b.id)
+            except ResultsUnavailable as exc:
+                _log.warning("results incomplete, will read again", batch_id=b.id, error=str(exc))
+                waiting.append(remote)
+        pending = waiting
+        if pending:
+            _log.info("waiting for batches still processing", batches=len(pending))
+            ctx.clock.sleep(interval)
+            interval = min(interval * 2, ctx.job.poll_max_interval_s)
+    collect.flush_sink(ctx)
+    return adopted
+
+
+def _adopt(ctx: Context, remote: RemoteBatch) -> bool:
+    """Adopt an ended batch if any of its results is one of our waiting requests."""
+    ours = [
+        str(line["custom_id"])
+        for line in ctx.backend.results(remote.id)
+        if ctx.store.request_info(str(line["custom_id"])) is not None
+    ]
+    if not ours:
+        return False
+    ctx.store.adopt_batch(remote.id, remote.created_at, remote.request_count, ours)
+    row = BatchRow(remote.id, (), remote.request_count, 0, remote.created_at, "ended", {},
+                   False, False)  # fmt: skip
+    collect.collect_batch(ctx, row, remote)
+    _log.info("re-attached results", batch_id=remote.id, requests=len(ours))
+    return True
