@@ -19,8 +19,8 @@ test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check runner tests scripts
-	$(BIN)/ruff format --check runner tests scripts
+	$(BIN)/ruff check runner tests scripts bench
+	$(BIN)/ruff format --check runner tests scripts bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
