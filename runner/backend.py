@@ -55,6 +55,14 @@ class ResultsGone(ResultsUnavailable):
     """The batch's results are no longer downloadable (archived or deleted)."""
 
 
+class BatchGone(Exception):
+    """The API does not know the batch any more (deleted): its results are lost."""
+
+
+class _NotFound(RemoteError):
+    """HTTP 404: a RemoteError unless the caller knows what a missing object means."""
+
+
 @dataclass(frozen=True)
 class RemoteBatch:
     """The parts of a MessageBatch the runner uses."""
@@ -160,7 +168,10 @@ class Backend:
         return _batch(batch)
 
     def retrieve(self, batch_id: str) -> RemoteBatch:
-        return _batch(self._call(self.client.messages.batches.retrieve, batch_id))
+        try:
+            return _batch(self._call(self.client.messages.batches.retrieve, batch_id))
+        except _NotFound as exc:
+            raise BatchGone(str(exc)) from None
 
     def cancel(self, batch_id: str) -> RemoteBatch:
         return _batch(self._call(self.client.messages.batches.cancel, batch_id))
@@ -199,6 +210,8 @@ class Backend:
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except anthropic.NotFoundError as exc:
+            raise _NotFound(describe(exc)) from None
         except anthropic.APIStatusError as exc:
             raise _status_error(exc) from None
         except (anthropic.APIConnectionError, httpx2.HTTPError) as exc:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner import crashpoint, log
-from runner.backend import RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
+from runner.backend import BatchGone, RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.context import Context
 from runner.records import DeadLetter, ResultRecord
 from runner.store import PAGE, BatchRow, Outcome
@@ -42,6 +42,15 @@ def poll(ctx: Context) -> PollResult:
     for row in ctx.store.batches(uncollected_only=True):
         try:
             remote = ctx.backend.retrieve(row.id)
+        except BatchGone as exc:
+            _log.warning(
+                "batch gone: its requests will be retried", batch_id=row.id, error=str(exc)
+            )
+            with ctx.store.transaction():
+                _settle_missing(ctx, row, f"batch no longer exists: {exc}")
+                ctx.store.finish_batch(row.id)
+            res.ended += 1
+            continue
         except Retryable as exc:
             _log.warning("poll failed, will retry", batch_id=row.id, error=str(exc))
             res.retry_after = max(res.retry_after or 0.0, exc.retry_after or 0.0) or None
@@ -51,6 +60,15 @@ def poll(ctx: Context) -> PollResult:
         if remote.ended and collect_batch(ctx, row, remote):
             res.ended += 1
     return res
+
+
+def _gone(ctx: Context, row: BatchRow, why: str) -> None:
+    """The API no longer knows the batch: nothing can be collected, so retry its requests."""
+    _log.warning("batch gone: its requests will be retried", batch_id=row.id, error=why)
+    with ctx.store.transaction():
+        _settle_missing(ctx, row, f"batch no longer exists: {why}")
+        ctx.store.finish_batch(row.id)
+    flush_sink(ctx)
 
 
 def _counts(counts: Mapping[str, int]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import orjson
 
 from runner import executor, log, recover, report
 from runner.backend import Backend
-from runner.context import Compiler, Context, Pricer
+from runner.context import BudgetCheck, Compiler, Context, Pricer
 from runner.errors import BatchrunError
 from runner.sinks import open_sink
 from runner.spec import JobSpec, load_job
@@ -80,6 +81,22 @@ def _progress() -> Callable[[str], None]:
     return show
 
 
+def budget_check(store: Store) -> BudgetCheck:
+    """The job's budget, checked once per command against the plan of what is to submit."""
+    checked = False
+
+    def check(job: JobSpec, custom_ids: set[str]) -> None:
+        nonlocal checked
+        if checked or job.budget_usd is None:
+            return
+        plan: Any = importlib.import_module("runner.plan")
+        states = {s.custom_id: s for s in store.iter_states()}
+        plan.check_budget(plan.make_plan(job, states))
+        checked = True
+
+    return check
+
+
 def _context(job: JobSpec, store: Store, api: Backend) -> Context:
     return Context(
         job=job,
@@ -88,21 +105,26 @@ def _context(job: JobSpec, store: Store, api: Backend) -> Context:
         sink=open_sink(job),
         compiler=compiler(),
         price=pricer(job),
+        check_budget=budget_check(store),
         progress=_progress(),
     )
 
 
 def run_jobs(paths: tuple[Path, ...], no_wait: bool, root: Path | None, remote: Remote) -> int:
-    """`batchrun run`: every job in turn; the worst exit code wins."""
+    """`batchrun run`: every job in turn; the worst exit code wins. With --emulate and no
+    --state-dir the state is a temporary folder: the emulator's batches vanish with this
+    command, so a kept state would point at batches no API knows."""
     jobs = [load_job(p) for p in paths]
     codes = [EXIT_OK]
-    with backend(remote) as api:
+    with backend(remote) as api, contextlib.ExitStack() as stack:
+        if remote.emulate and root is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="batchrun-")))
         for job in jobs:
-            codes.append(_run_one(job, api, no_wait, state_dir(job, root)))
+            codes.append(_run_one(job, api, no_wait, state_dir(job, root), remote.emulate))
     return max(codes)
 
 
-def _run_one(job: JobSpec, api: Backend, no_wait: bool, where: Path) -> int:
+def _run_one(job: JobSpec, api: Backend, no_wait: bool, where: Path, emulated: bool) -> int:
     store = Store.open(where)
     try:
         try:
@@ -110,7 +132,8 @@ def _run_one(job: JobSpec, api: Backend, no_wait: bool, where: Path) -> int:
         except LockHeld:
             print(f"{job.name}: already running (lock held in {where}); nothing submitted")
             return EXIT_OK
-        _refuse_lost_state(job, store)
+        if not emulated:
+            _refuse_lost_state(job, store)
         ctx = _context(job, store, api)
         try:
             summary = executor.run(ctx, no_wait=no_wait)

@@ -35,6 +35,7 @@ from runner.store import PAGE
 
 _log = log.get("batchrun.executor")
 WAITING = ("pending", "retry", "in_flight")
+FIRST_POLL_S = 1.0
 
 
 @dataclass
@@ -99,7 +100,9 @@ def run(ctx: Context, no_wait: bool = False) -> RunSummary:
             return summary
         progressed = polled.ended or sent.batches
         interval = ctx.job.poll_interval_s if progressed else _backoff(ctx, interval)
-        wait = max(interval, polled.retry_after or 0.0, sent.retry_after or 0.0)
+        # A fresh batch may end quickly (small ones often do): look again soon, once.
+        soon = min(interval, FIRST_POLL_S) if sent.batches else interval
+        wait = max(soon, polled.retry_after or 0.0, sent.retry_after or 0.0)
         bound.debug("waiting", seconds=wait, **summary.counts)
         ctx.clock.sleep(wait)
 
