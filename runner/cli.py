@@ -24,12 +24,15 @@ EXIT_INTERRUPTED = 130
 
 
 class DefaultRunGroup(click.Group):
-    """`batchrun JOB.yaml ...` is `batchrun run JOB.yaml ...`."""
+    """`batchrun JOB.yaml ...` is `batchrun run JOB.yaml ...`, also after group options
+    (`batchrun --log-format json JOB.yaml`)."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["run", *args]
-        return super().parse_args(ctx, args)
+        return super().resolve_command(ctx, args)
 
 
 def _guard(fn: Callable[[], int]) -> int:

@@ -1,0 +1,261 @@
+"""`batchrun run/status/cancel/recover` end to end: the real CLI, the official SDK, the
+emulator with and without faults."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from runner.store import Store, default_state_dir
+from tests.e2e.conftest import EmulatorFactory
+from tests.e2e.helpers import (
+    assert_exactly_once,
+    batchrun,
+    dead_letters,
+    results,
+    write_job,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def test_happy_path(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
+    """Every input gets one result line; one batch; a cost report is printed."""
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=5)
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 0, proc.stderr
+    assert "5 succeeded" in proc.stdout and "cache hit rate" in proc.stdout
+    stats = emu.stats()
+    assert stats["batches_created"] == 1 and stats["requests_received"] == 5
+    assert_exactly_once(job, 5, stats)
+    line = results(job)[0]
+    assert line["outcome"] == "succeeded" and "Emulated" in line["text"]
+    assert line["cost_usd"] > 0 and line["model"] == "claude-sonnet-4-6"
+
+
+def test_job_file_alone_means_run(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
+    """`batchrun JOB.yaml` is `batchrun run JOB.yaml`."""
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=2)
+    assert batchrun(emu.base_url, job).returncode == 0
+    assert len(results(job)) == 2
+
+
+def test_rerun_submits_nothing(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=4)
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    before = emu.stats()
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 0 and "submitted 0 requests" in proc.stdout
+    after = emu.stats()
+    assert (after["batches_created"], after["requests_received"]) == (
+        before["batches_created"],
+        before["requests_received"],
+    )
+
+
+def test_edited_template_resubmits_all_added_input_only_it(
+    tmp_path: Path, start_emulator: EmulatorFactory
+) -> None:
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=3)
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    old_ids = {r["custom_id"] for r in results(job)}
+    write_job(tmp_path, inputs=3, prompt="Now shout {{ input.text }}")
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    assert emu.stats()["requests_received"] == 6
+    assert not old_ids & {r["custom_id"] for r in results(job)} and len(results(job)) == 3
+    write_job(tmp_path, inputs=4, prompt="Now shout {{ input.text }}")
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    stats = emu.stats()
+    assert stats["requests_received"] == 7
+    assert_exactly_once(job, 4, stats)
+
+
+FAULTS: dict[str, dict[str, Any]] = {
+    "http_faults": {
+        "seed": 3,
+        "http_faults": [
+            {"endpoint": "create", "status": 529, "rate": 0.4, "retry_after": 0.05},
+            {"endpoint": "create", "status": 429, "rate": 0.3, "retry_after": 0.05},
+            {"endpoint": "retrieve", "status": 500, "rate": 0.3},
+            {"endpoint": "list", "status": 503, "rate": 0.3, "retry_after": 0.05},
+            {"endpoint": "results", "status": 500, "rate": 0.3},
+        ],
+    },
+    "commit_then_fail": {"seed": 5, "create_commit_then_fail": 0.6},
+    "results_truncate": {"seed": 7, "results_truncate": 0.5},
+    "errored_and_expired": {
+        "seed": 11,
+        "outcomes": {"errored": 0.3, "expired": 0.2},
+        "errored_types": {"overloaded_error": 0.5, "api_error": 0.3, "timeout_error": 0.2},
+    },
+    "queue_limit": {"seed": 13, "queue_limit": 4, "latency": {"min_s": 0.5, "max_s": 0.5}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAULTS))
+def test_fault_kinds_end_exactly_once(
+    tmp_path: Path, start_emulator: EmulatorFactory, kind: str
+) -> None:
+    """Under each fault of the emulator config the run ends with every result, once."""
+    emu = start_emulator(FAULTS[kind])
+    job = write_job(
+        tmp_path, inputs=12, extra="batch: {max_requests: 4}\nretry: {max_attempts: 8}\n"
+    )
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_exactly_once(job, 12, emu.stats())
+    assert len(results(job)) == 12
+
+
+def test_non_retryable_errors_are_dead_letters(
+    tmp_path: Path, start_emulator: EmulatorFactory
+) -> None:
+    """invalid_request_error: a dead letter at once with the API's message; exit 4."""
+    emu = start_emulator(
+        {"outcomes": {"errored": 1.0}, "errored_types": {"invalid_request_error": 1.0}}
+    )
+    job = write_job(tmp_path, inputs=3)
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 4, proc.stderr
+    letters = dead_letters(job)
+    assert len(letters) == 3 and results(job) == []
+    assert {d["error_type"] for d in letters} == {"invalid_request_error"}
+    assert all(d["error_message"] and d["attempts"] == 1 for d in letters)
+    assert emu.stats()["requests_received"] == 3
+
+
+def test_retryable_errors_exhaust_into_dead_letters(
+    tmp_path: Path, start_emulator: EmulatorFactory
+) -> None:
+    """overloaded_error every time: retried up to max_attempts, then dead letters."""
+    emu = start_emulator({"outcomes": {"errored": 1.0}, "errored_types": {"overloaded_error": 1.0}})
+    job = write_job(tmp_path, inputs=2, extra="retry: {max_attempts: 3}\n")
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 4
+    assert {d["attempts"] for d in dead_letters(job)} == {3}
+    assert emu.stats()["requests_received"] == 6
+
+
+def test_expired_batches_are_retried(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
+    """A batch still processing after 24 h expires; its requests go into a new batch."""
+    emu = start_emulator({"latency": {"min_s": 1e7, "max_s": 1e7}})
+    job = write_job(tmp_path, inputs=3, extra="retry: {max_attempts: 2}\n")
+    assert batchrun(emu.base_url, "run", "--no-wait", job).returncode == 0
+    emu.advance(25 * 3600)
+    assert batchrun(emu.base_url, "run", "--no-wait", job).returncode == 0
+    assert emu.stats()["results_expired"] == 3
+    assert len(emu.stats()["resubmitted_custom_ids"]) == 3
+    emu.advance(25 * 3600)
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 4
+    assert {d["outcome"] for d in dead_letters(job)} == {"expired"}
+    assert_exactly_once(job, 3, emu.stats())
+
+
+def test_cancel_then_next_run_resubmits(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
+    """cancel stops the in-flight batches; status shows it; the next run finishes the job."""
+    emu = start_emulator({"latency": {"min_s": 3600, "max_s": 3600}})
+    job = write_job(tmp_path, inputs=3)
+    assert batchrun(emu.base_url, "run", "--no-wait", job).returncode == 0
+    proc = batchrun(emu.base_url, "cancel", job)
+    assert proc.returncode == 0 and "cancel requested for 1 batches" in proc.stdout
+    emu.advance(60)
+    store = Store.open(default_state_dir(job, "e2e"))
+    assert all(b.cancel_requested for b in store.batches())
+    store.close()
+    # The next plain run collects the canceled requests and submits them again.
+    assert batchrun(emu.base_url, "run", "--no-wait", job).returncode == 0
+    assert emu.stats()["results_canceled"] == 3
+    emu.advance(4000)
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 0, proc.stderr
+    stats = emu.stats()
+    assert stats["batches_created"] == 2
+    assert_exactly_once(job, 3, stats)
+
+
+def test_status_json(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=2)
+    assert batchrun(emu.base_url, "status", job).stdout.strip() == "e2e: never run"
+    batchrun(emu.base_url, "run", job)
+    proc = batchrun(emu.base_url, "status", "--json", job)
+    [report] = orjson.loads(proc.stdout)
+    assert report["requests"] == {"succeeded": 2}
+    assert report["batches"][0]["collected"] and report["cost"]["cost_usd"] > 0
+    text = batchrun(emu.base_url, "status", job).stdout
+    assert "msgbatch_" in text and "saved $" in text
+
+
+def test_recover_after_state_loss(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
+    """State deleted: run refuses (it would pay again); recover re-attaches everything."""
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=4)
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    shutil.rmtree(default_state_dir(job, "e2e"))
+    refused = batchrun(emu.base_url, "run", job)
+    assert refused.returncode == 1 and "recover" in refused.stderr
+    proc = batchrun(emu.base_url, "recover", job)
+    assert proc.returncode == 0 and "re-attached 1 batches" in proc.stdout
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 0 and "submitted 0 requests" in proc.stdout
+    stats = emu.stats()
+    assert stats["requests_received"] == 4
+    assert_exactly_once(job, 4, stats)
+
+
+def test_second_concurrent_run_exits_without_submitting(
+    tmp_path: Path, start_emulator: EmulatorFactory
+) -> None:
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=2)
+    holder = Store.open(default_state_dir(job, "e2e"))
+    holder.lock()
+    proc = batchrun(emu.base_url, "run", job)
+    holder.close()
+    assert proc.returncode == 0 and "already running" in proc.stdout
+    assert emu.stats()["batches_created"] == 0
+
+
+def test_no_wait_loop_reaches_the_same_end(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
+    """Separate --no-wait processes, as from cron, with faults on, end like one waiting run."""
+    emu = start_emulator(
+        {"seed": 2, "latency": {"min_s": 30, "max_s": 90}, "outcomes": {"errored": 0.2},
+         "errored_types": {"api_error": 1.0}, "create_commit_then_fail": 0.3}
+    )  # fmt: skip
+    job = write_job(
+        tmp_path, inputs=10, extra="batch: {max_requests: 3}\nretry: {max_attempts: 9}\n"
+    )
+    for _ in range(30):
+        proc = batchrun(emu.base_url, "run", "--no-wait", job)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        if "not finished" not in proc.stdout:
+            break
+        emu.advance(60)
+    assert "not finished" not in proc.stdout
+    assert_exactly_once(job, 10, emu.stats())
+    assert len(results(job)) == 10
+
+
+def test_missing_api_key_is_a_clean_error(tmp_path: Path) -> None:
+    job = write_job(tmp_path, inputs=1)
+    proc = batchrun("http://127.0.0.1:9", "run", job, ANTHROPIC_API_KEY="")
+    assert proc.returncode == 1 and "ANTHROPIC_API_KEY" in proc.stderr
+
+
+def test_emulate_flag_runs_in_process(tmp_path: Path) -> None:
+    """--emulate needs no key and no server, and keeps no state behind."""
+    job = write_job(tmp_path, inputs=2)
+    proc = batchrun("http://127.0.0.1:9", "run", "--emulate", job, ANTHROPIC_API_KEY="")
+    assert proc.returncode == 0, proc.stderr
+    assert len(results(job)) == 2 and not (tmp_path / ".batchrun").exists()
+    again = batchrun("http://127.0.0.1:9", "run", "--emulate", job, ANTHROPIC_API_KEY="")
+    assert again.returncode == 0 and len(results(job)) == 2
