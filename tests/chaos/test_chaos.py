@@ -149,5 +149,5 @@ def test_enough_kill_points_landed() -> None:
     ran: Callable[[], int] = lambda: len(_kills)  # noqa: E731 - read at call time
     if ran() == 0:
         pytest.skip("run with the rest of the chaos suite")
-    print(f"\n{ran()} kills landed: {sorted(set(k.split(':')[0] for k in _kills))}")
+    print(f"\n{ran()} kills landed: {sorted({k.split(':')[0] for k in _kills})}")
     assert ran() >= MIN_KILLS, _kills
