@@ -49,6 +49,16 @@ class Template:
     origin: Path
     line: int = 1
     json_path: str = "$"
+    col: int = 1  # column of the template's first character in `origin`
+    # False for quoted, plain and folded (`>`) scalars: their lines do not map one to one
+    # onto the job file's lines, so every error is reported at the scalar's start.
+    line_exact: bool = True
+
+    def position(self, template_line: int) -> tuple[int, int]:
+        """(line, col) in `origin` of the template's own 1-based line `template_line`."""
+        if not self.line_exact or template_line <= 1:
+            return self.line, self.col
+        return self.line + template_line - 1, self.col
 
 
 @dataclass(frozen=True)
@@ -166,6 +176,18 @@ _Loader.yaml_implicit_resolvers = {
 Positions = dict[str, tuple[int, int]]
 
 
+@dataclass(frozen=True)
+class TextStart:
+    """Where a scalar's text starts: for a literal block (`|`) the line after its header."""
+
+    line: int
+    col: int
+    exact: bool  # each line of the value is one line of the file (literal blocks)
+
+
+TextStarts = dict[str, TextStart]
+
+
 def json_path(parent: str, key: str | int) -> str:
     """`$.a.b[0]`; keys that are not plain identifiers as `$['a b']`."""
     if isinstance(key, int):
@@ -182,64 +204,93 @@ class LoadedYaml:
     data: Any
     positions: Positions
     diagnostics: list[Diagnostic]
+    key_positions: Positions = field(default_factory=dict)  # of each mapping key, by its path
+    text_starts: TextStarts = field(default_factory=dict)  # of each string scalar
 
 
 def load_yaml(text: str, file: str) -> LoadedYaml:
     """Parse `text` safely, recording positions and rejecting duplicate or non-string keys."""
     loader = _Loader(text)
-    diags: list[Diagnostic] = []
-    positions: Positions = {}
+    result = LoadedYaml(None, {}, [])
     try:
         node = loader.get_single_node()
         if node is None:
-            return LoadedYaml(None, positions, diags)
-        _walk(node, "$", file, positions, diags)
-        data = loader.construct_document(node)
+            return result
+        _Walker(file, text.splitlines(), result).walk(node, "$")
+        result.data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
-        diags.append(Diagnostic(file, line, col, "$", f"YAML syntax error: {problem}"))
-        return LoadedYaml(None, positions, diags)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        result.data = None
+        # A refused tag is found after the walk: name the node it sits on.
+        at = [p for p, where in result.positions.items() if where == (line, col)]
+        path = at[-1] if at else "$"
+        result.diagnostics.append(Diagnostic(file, line, col, path, yaml_error_message(exc)))
     finally:
         loader.dispose()
-    return LoadedYaml(data, positions, diags)
+    return result
 
 
-def _walk(node: yaml.Node, path: str, file: str, pos: Positions, diags: list[Diagnostic]) -> None:
-    pos[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
+def yaml_error_message(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's own words, plus the fix for the mistakes new users make most."""
+    problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+        found = re.search(r"tag '([^']*)'", problem)
+        tag = found.group(1) if found else "?"
+        tag = tag.replace("tag:yaml.org,2002:", "!!", 1)
+        return (
+            f"YAML tag {tag} is not allowed: a job file holds plain data only "
+            "(strings, numbers, booleans, lists, mappings)"
+        )
+    if "'\\t'" in problem:
+        return "YAML syntax error: a tab character where YAML allows none: indent with spaces"
+    return f"YAML syntax error: {problem}"
+
+
+class _Walker:
+    """Records node, key and text positions, and the key problems PyYAML would hide."""
+
+    def __init__(self, file: str, lines: list[str], out: LoadedYaml) -> None:
+        self.file, self.lines, self.out = file, lines, out
+
+    def walk(self, node: yaml.Node, path: str) -> None:
+        self.out.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            self._mapping(node, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.walk(item, json_path(path, i))
+        elif isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
+            self.out.text_starts[path] = self._text_start(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: str) -> None:
         seen: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
-            key_line, key_col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key_node.tag != "tag:yaml.org,2002:str":
-                diags.append(
-                    Diagnostic(
-                        file,
-                        key_line,
-                        key_col,
-                        path,
-                        f"key {key_node.value!r} must be a string: quote it",
-                    )
-                )
+                msg = f"key {key_node.value!r} must be a string: quote it"
+                self.out.diagnostics.append(Diagnostic(self.file, *where, path, msg))
                 continue
             key = str(key_node.value)
+            child = json_path(path, key)
             if key in seen:
                 first = seen[key].start_mark.line + 1
-                diags.append(
-                    Diagnostic(
-                        file,
-                        key_line,
-                        key_col,
-                        json_path(path, key),
-                        f"duplicate key {key!r} (first defined on line {first}): keep only one",
-                    )
-                )
+                msg = f"duplicate key {key!r} (first defined on line {first}): keep only one"
+                self.out.diagnostics.append(Diagnostic(self.file, *where, child, msg))
             seen[key] = key_node
-            _walk(value_node, json_path(path, key), file, pos, diags)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, json_path(path, i), file, pos, diags)
+            self.out.key_positions[child] = where
+            self.walk(value_node, child)
+
+    def _text_start(self, node: yaml.ScalarNode) -> TextStart:
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        if node.style != "|":
+            return TextStart(line, col, exact=False)
+        # A literal block's text starts on the line after its `|` header, at its indentation.
+        for number in range(line + 1, node.end_mark.line + 2):
+            text = self.lines[number - 1] if number <= len(self.lines) else ""
+            if text.strip():
+                return TextStart(line + 1, len(text) - len(text.lstrip(" ")) + 1, exact=True)
+        return TextStart(line + 1, 1, exact=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -286,24 +337,38 @@ def load_job(path: str | Path) -> JobSpec:
     errors = [d for d in result.diagnostics if d.severity == "error"]
     if errors or result.document is None:
         raise SpecError(errors)
-    return build_spec(job_path, result.document, result.positions)
+    return build_spec(job_path, result.document, result.positions, result.text_starts)
 
 
-def build_spec(job_path: Path, doc: Mapping[str, Any], positions: Positions) -> JobSpec:
-    """Turn a schema-valid document into a `JobSpec` (reading system/prompt files)."""
+def inline_template(
+    job_path: Path, json_p: str, source: str, positions: Positions, starts: TextStarts
+) -> Template:
+    """A template written in the job file itself, placed where its text starts."""
+    start = starts.get(json_p)
+    if start is None:
+        line, col = positions.get(json_p, (1, 1))
+        return Template(source, job_path, line, json_p, col, line_exact=False)
+    return Template(source, job_path, start.line, json_p, start.col, start.exact)
+
+
+def build_spec(
+    job_path: Path,
+    doc: Mapping[str, Any],
+    positions: Positions,
+    text_starts: TextStarts | None = None,
+) -> JobSpec:
+    """Turn a schema-valid document into a `JobSpec` (reading system/prompt files).
+
+    `text_starts` (from `load_yaml`) places each inline template exactly; without it a
+    template is placed at its YAML node.
+    """
     base = job_path.parent
+    starts = text_starts if text_starts is not None else {}
 
     def template(json_p: str, source: str, origin: Path | None = None) -> Template:
         if origin is not None:
             return Template(source, origin, 1, json_p)
-        line = positions.get(json_p, (1, 1))[0]
-        # A block scalar (`|`) starts on the line after its indicator.
-        raw_lines = job_path.read_text("utf-8").splitlines()
-        if 0 < line <= len(raw_lines) and raw_lines[line - 1].rstrip().endswith(
-            ("|", ">", "|-", ">-")
-        ):
-            line += 1
-        return Template(source, job_path, line, json_p)
+        return inline_template(job_path, json_p, source, positions, starts)
 
     inp = doc["input"]
     kind: InputKind = "glob" if "glob" in inp else ("jsonl" if "jsonl" in inp else "csv")
