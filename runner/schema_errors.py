@@ -82,8 +82,8 @@ def _path_of(err: ValidationError) -> str:
 def _unknown_keys(err: ValidationError, path: str, where: _Where) -> Iterator[Diagnostic]:
     allowed = sorted(err.schema.get("properties", {}))
     for key in err.instance:
-        if key in allowed:
-            continue
+        if key in allowed or not isinstance(key, str):
+            continue  # a non-string key is reported by the YAML layer
         key_path = spec.json_path(path, key)
         if path == "$.output" and "then" in err.relative_schema_path:
             message = _unknown_output_key(key, allowed, err.instance.get("type"))

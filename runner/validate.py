@@ -39,7 +39,9 @@ def check_file(path: Path) -> CheckResult:
         return result
     loaded = spec.load_yaml(text, name)
     result.positions, result.text_starts = loaded.positions, loaded.text_starts
-    result.diagnostics.extend(loaded.diagnostics or _document_problems(path, name, loaded))
+    result.diagnostics.extend(loaded.diagnostics)
+    if loaded.data is not None or not loaded.diagnostics:  # key problems do not stop the rest
+        result.diagnostics.extend(_document_problems(path, name, loaded))
     result.diagnostics.sort(key=lambda d: (d.line, d.col))
     if result.ok and isinstance(loaded.data, dict):
         result.document = loaded.data

@@ -119,6 +119,9 @@ class _Walker:
         seen: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
             where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` is plain YAML
+                self.walk(value_node, path)
+                continue
             if key_node.tag != "tag:yaml.org,2002:str":
                 msg = f"key {key_node.value!r} must be a string: quote it"
                 self.out.diagnostics.append(Diagnostic(self.file, *where, path, msg))
