@@ -238,68 +238,19 @@ def build_spec(
     `text_starts` (from `load_yaml`) places each inline template exactly; without it a
     template is placed at its YAML node.
     """
-    base = job_path.parent
-    starts = text_starts if text_starts is not None else {}
-
-    def template(json_p: str, source: str, origin: Path | None = None) -> Template:
-        if origin is not None:
-            return Template(source, origin, 1, json_p)
-        return inline_template(job_path, json_p, source, positions, starts)
-
-    inp = doc["input"]
-    kind: InputKind = "glob" if "glob" in inp else ("jsonl" if "jsonl" in inp else "csv")
-    input_spec = InputSpec(
-        kind=kind,
-        pattern=inp.get("glob"),
-        exclude=tuple(inp.get("exclude", ())),
-        path=(base / inp[kind]).resolve() if kind != "glob" else None,
-        key=template("$.input.key", inp["key"]) if "key" in inp else None,
-        as_=inp.get("as", "text"),
-    )
-
-    system: SystemSpec | None = None
-    if "system" in doc:
-        sys_doc = doc["system"]
-        if isinstance(sys_doc, str):
-            system = SystemSpec(template("$.system", sys_doc), None)
-        elif "file" in sys_doc:
-            sys_path = (base / sys_doc["file"]).resolve()
-            system = SystemSpec(
-                template("$.system.file", sys_path.read_text("utf-8"), sys_path),
-                sys_doc.get("cache") or None,
-            )
-        else:
-            system = SystemSpec(
-                template("$.system.text", sys_doc["text"]), sys_doc.get("cache") or None
-            )
-
-    prompt: Template | None = None
-    messages: tuple[MessageTemplate, ...] | None = None
-    if "prompt" in doc:
-        prompt = template("$.prompt", doc["prompt"])
-    elif "prompt_file" in doc:
-        prompt_path = (base / doc["prompt_file"]).resolve()
-        prompt = template("$.prompt_file", prompt_path.read_text("utf-8"), prompt_path)
-    else:
-        messages = tuple(
-            MessageTemplate(m["role"], template(f"$.messages[{i}].content", m["content"]))
-            for i, m in enumerate(doc["messages"])
-        )
-
-    batch = doc.get("batch", {})
-    poll = doc.get("poll", {})
-    out = doc["output"]
-    pricing = doc.get("pricing")
+    parts = _Parts(job_path, doc, positions, text_starts or {})
+    prompt, messages = parts.prompt()
+    batch, poll, pricing = doc.get("batch", {}), doc.get("poll", {}), doc.get("pricing")
     return JobSpec(
         path=job_path,
         name=doc["name"],
         description=doc.get("description"),
-        input=input_spec,
+        input=parts.input(),
         vars=dict(doc.get("vars", {})),
         model=doc["model"],
         max_tokens=doc["max_tokens"],
         betas=tuple(doc.get("betas", ())),
-        system=system,
+        system=parts.system(),
         prompt=prompt,
         messages=messages,
         params=dict(doc.get("params", {})),
@@ -307,22 +258,78 @@ def build_spec(
         max_bytes=parse_size(batch.get("max_bytes", DEFAULT_MAX_BYTES)),
         max_in_flight_requests=batch.get("max_in_flight_requests", DEFAULT_MAX_IN_FLIGHT),
         max_attempts=doc.get("retry", {}).get("max_attempts", DEFAULT_MAX_ATTEMPTS),
-        poll_interval_s=parse_duration(poll["interval"])
-        if "interval" in poll
-        else DEFAULT_POLL_INTERVAL_S,
-        poll_max_interval_s=(
-            parse_duration(poll["max_interval"])
-            if "max_interval" in poll
-            else DEFAULT_POLL_MAX_INTERVAL_S
-        ),
+        poll_interval_s=_duration(poll, "interval", DEFAULT_POLL_INTERVAL_S),
+        poll_max_interval_s=_duration(poll, "max_interval", DEFAULT_POLL_MAX_INTERVAL_S),
         budget_usd=doc["budget"]["max_usd"] if "budget" in doc else None,
         pricing=PriceOverride(**pricing) if pricing else None,
-        output=OutputSpec(
+        output=parts.output(),
+        document=doc,
+    )
+
+
+def _duration(section: Mapping[str, Any], key: str, default: float) -> float:
+    return parse_duration(section[key]) if key in section else default
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Builds the nested parts of a `JobSpec` from a schema-valid document."""
+
+    job_path: Path
+    doc: Mapping[str, Any]
+    positions: Positions
+    starts: TextStarts
+
+    def resolve(self, relative: str) -> Path:
+        return (self.job_path.parent / relative).resolve()
+
+    def template(self, json_p: str, source: str) -> Template:
+        return inline_template(self.job_path, json_p, source, self.positions, self.starts)
+
+    def file_template(self, json_p: str, relative: str) -> Template:
+        origin = self.resolve(relative)
+        return Template(origin.read_text("utf-8"), origin, 1, json_p)
+
+    def input(self) -> InputSpec:
+        inp = self.doc["input"]
+        kind: InputKind = "glob" if "glob" in inp else ("jsonl" if "jsonl" in inp else "csv")
+        return InputSpec(
+            kind=kind,
+            pattern=inp.get("glob"),
+            exclude=tuple(inp.get("exclude", ())),
+            path=self.resolve(inp[kind]) if kind != "glob" else None,
+            key=self.template("$.input.key", inp["key"]) if "key" in inp else None,
+            as_=inp.get("as", "text"),
+        )
+
+    def system(self) -> SystemSpec | None:
+        sys_doc = self.doc.get("system")
+        if sys_doc is None:
+            return None
+        if isinstance(sys_doc, str):
+            return SystemSpec(self.template("$.system", sys_doc), None)
+        if "file" in sys_doc:
+            template = self.file_template("$.system.file", sys_doc["file"])
+        else:
+            template = self.template("$.system.text", sys_doc["text"])
+        return SystemSpec(template, sys_doc.get("cache") or None)
+
+    def prompt(self) -> tuple[Template | None, tuple[MessageTemplate, ...] | None]:
+        if "prompt" in self.doc:
+            return self.template("$.prompt", self.doc["prompt"]), None
+        if "prompt_file" in self.doc:
+            return self.file_template("$.prompt_file", self.doc["prompt_file"]), None
+        return None, tuple(
+            MessageTemplate(m["role"], self.template(f"$.messages[{i}].content", m["content"]))
+            for i, m in enumerate(self.doc["messages"])
+        )
+
+    def output(self) -> OutputSpec:
+        out = self.doc["output"]
+        return OutputSpec(
             type=out["type"],
-            path=(base / out["path"]).resolve(),
+            path=self.resolve(out["path"]),
             suffix=out.get("suffix"),
             content=out.get("content", "text"),
             table=out.get("table"),
-        ),
-        document=doc,
-    )
+        )
