@@ -61,7 +61,16 @@ def display_name(path: Path) -> str:
 def check_job(job: Job) -> list[Diagnostic]:
     """Every finding of the checks below, unsorted."""
     found: list[Diagnostic] = []
-    for check in (_referenced_files, _input_options, _glob, _limits, _messages, _templates):
+    checks = (
+        _referenced_files,
+        _input_options,
+        _output_is_input,
+        _glob,
+        _limits,
+        _messages,
+        _templates,
+    )
+    for check in checks:
         found.extend(check(job))
     return found
 
@@ -94,6 +103,14 @@ def _input_options(job: Job) -> Iterator[Diagnostic]:
         if job.get("input", option) is not None:
             message = f"{option!r} is only for glob inputs: a {kind} input reads one file"
             yield job.at(f"$.input.{option}", message, key=True)
+
+
+def _output_is_input(job: Job) -> Iterator[Diagnostic]:
+    kind, out = _input_kind(job), job.get("output", "path", kind=str)
+    source = job.get("input", kind, kind=str) if kind in ("jsonl", "csv") else None
+    if source and out and job.resolve(source) == job.resolve(out):
+        message = f"the output would overwrite the input file {source!r}: write it elsewhere"
+        yield job.at("$.output.path", message)
 
 
 def _input_kind(job: Job) -> str | None:

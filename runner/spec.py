@@ -49,9 +49,11 @@ DEFAULT_POLL_MAX_INTERVAL_S = 600.0
 class Template:
     """A Jinja2 template's source and where it came from, for error messages.
 
-    `origin` is the file holding it (the job file, or a prompt/system file); `line` is the
-    1-based line of `origin` where the template text starts, so that a template error on its
-    own line N is reported at `line + N - 1` (exact for block scalars and files).
+    `origin` is the file holding it (the job file, or a prompt/system file); `line` and
+    `col` (1-based) are where the template text starts in `origin`: for a literal block
+    (`prompt: |`) the line after the `|`. Use `position(N)` to place an error on the
+    template's own line N: `line + N - 1` for files and literal blocks, where lines map one
+    to one; the scalar's start for quoted, plain and folded scalars, where they do not.
     """
 
     source: str

@@ -40,10 +40,15 @@ def check_template(template: Template, scope: Scope, file: str) -> list[Diagnost
     except jinja2.TemplateSyntaxError as exc:
         return [_at(template, file, exc.lineno, f"template syntax error: {exc.message}")]
     free = meta.find_undeclared_variables(ast)
-    return [
-        _at(template, file, line, message)
-        for line, message in sorted(_unknown_names(ast, free, scope), key=lambda p: p[0])
-    ]
+    found = [*_other_files(ast), *_unknown_names(ast, free, scope)]
+    return [_at(template, file, line, message) for line, message in sorted(found)]
+
+
+def _other_files(ast: nodes.Template) -> Iterator[tuple[int, str]]:
+    """The environment has no loader, so include/import/extends could only fail later."""
+    for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        tag = type(node).__name__.lower().replace("fromimport", "from ... import")
+        yield node.lineno, f"templates cannot {tag} other templates: write the text in place"
 
 
 def _at(template: Template, file: str, template_line: int, message: str) -> Diagnostic:
