@@ -39,7 +39,7 @@ def check_template(template: Template, scope: Scope, file: str) -> list[Diagnost
         env.compile(ast)  # unknown filters and tests are only found when compiling
     except jinja2.TemplateSyntaxError as exc:
         return [_at(template, file, exc.lineno, f"template syntax error: {exc.message}")]
-    free = meta.find_undeclared_variables(ast)
+    free = meta.find_undeclared_variables(ast) - set(env.globals)  # range, dict, namespace...
     found = [*_other_files(ast), *_unknown_names(ast, free, scope)]
     return [_at(template, file, line, message) for line, message in sorted(found)]
 
