@@ -290,6 +290,7 @@ def _scopes(job: Job) -> tuple[Scope, Scope, Scope]:
 
 
 def _input_fields(job: Job) -> tuple[frozenset[str] | None, dict[str, str]]:
+    """The fields of `input` for this job's input kind, and why the others are missing."""
     kind = _input_kind(job)
     if kind in ("jsonl", "csv"):
         missing = (
@@ -297,11 +298,17 @@ def _input_fields(job: Job) -> tuple[frozenset[str] | None, dict[str, str]]:
             "and input.line, not file fields"
         )
         return render.RECORD_INPUT_FIELDS, {f"input.{f}": missing for f in render.FILE_INPUT_FIELDS}
+    if kind != "glob":
+        return None, {}  # no usable input source: reported by the schema
+    why_not = {
+        f"input.{f}": f"input.{f} is only for jsonl and csv inputs: this job reads files"
+        for f in render.RECORD_INPUT_FIELDS
+    }
     as_ = job.get("input", "as", kind=str)
-    if kind == "glob" and as_ in ("document", "image"):
-        message = (
+    if as_ in ("document", "image"):
+        why_not["input.text"] = (
             f"input.text is not available with `as: {as_}`: the file is sent as a {as_} "
             "block before the prompt; refer to it by input.name or input.path"
         )
-        return render.BINARY_INPUT_FIELDS, {"input.text": message}
-    return (render.FILE_INPUT_FIELDS if kind == "glob" else None), {}
+        return render.BINARY_INPUT_FIELDS, why_not
+    return render.FILE_INPUT_FIELDS, why_not
