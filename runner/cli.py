@@ -70,10 +70,15 @@ def cli(log_format: log.LogFormat, log_level: str) -> None:
 
 
 @cli.command("validate")
-@jobs_argument
+# Folders and missing files are accepted here so that they are reported like any other
+# problem, beside the other files' findings, with exit 1.
+@click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def validate_cmd(jobs: tuple[Path, ...], fmt: str) -> None:
-    """Check job files; print every problem as FILE:LINE:COL: $.path: message."""
+    """Check job files; print every problem as FILE:LINE:COL: $.path: message.
+
+    Exit 0 when every file is valid (warnings allowed), 1 otherwise.
+    """
     sys.exit(_guard(lambda: _validate(jobs, fmt)))
 
 
