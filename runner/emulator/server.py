@@ -101,8 +101,11 @@ class Handler(BaseHTTPRequestHandler):
         self._log(method, url.path, endpoint, status, started)
 
     def _log(self, method: str, path: str, endpoint: str, status: int, started: float) -> None:
-        level = "info" if self.server.verbose else "debug"
-        getattr(log.get("batchrun.emulator"), level)(
+        # In-process emulators (tests, `run --emulate`) stay quiet: their requests are the
+        # runner's own and would interleave with its log.
+        if not self.server.verbose:
+            return
+        log.get("batchrun.emulator").info(
             "request",
             method=method,
             path=path,
@@ -169,6 +172,7 @@ class Handler(BaseHTTPRequestHandler):
         service = self.server.service
         if endpoint not in CONTROL:
             fault = service.faults.http_fault(endpoint)
+            service.count_call(endpoint, fault is not None)
             if fault is not None:
                 raise _fault_error(fault, endpoint)
         origin = self._origin()

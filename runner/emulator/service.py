@@ -32,6 +32,8 @@ class Service:
         self._lock = threading.RLock()
         self._batches: dict[str, Batch] = {}
         self._submissions: dict[str, int] = {}
+        self._calls: dict[str, int] = {}
+        self._faulted: dict[str, int] = {}
         if store is not None:
             for batch in store.load():
                 self._adopt(batch)
@@ -173,10 +175,20 @@ class Service:
                 )
         return wire.result_lines(batch)
 
+    def count_call(self, endpoint: str, faulted: bool) -> None:
+        """HTTP calls per endpoint and injected faults, so tests can see the SDK retry."""
+        with self._lock:
+            self._calls[endpoint] = self._calls.get(endpoint, 0) + 1
+            if faulted:
+                self._faulted[endpoint] = self._faulted.get(endpoint, 0) + 1
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             now = self.settle()
-            return stats.compute(sorted(self._batches.values(), key=lambda b: b.seq), now)
+            figures = stats.compute(sorted(self._batches.values(), key=lambda b: b.seq), now)
+            figures["http_calls"] = dict(self._calls)
+            figures["http_faults_injected"] = dict(self._faulted)
+            return figures
 
     def advance(self, seconds: float) -> float:
         self.clock.advance(seconds)
