@@ -12,7 +12,7 @@ from typing import Any
 import click
 import orjson
 
-from runner import log, spec, validate
+from runner import emulator, log, spec, validate
 from runner.errors import BatchrunError
 
 EXIT_OK = 0
@@ -100,6 +100,32 @@ def _validate(jobs: tuple[Path, ...], fmt: str) -> int:
 def schema_cmd() -> None:
     """Print the job file JSON Schema."""
     click.echo(spec.schema_text(), nl=False)
+
+
+@cli.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/JSON emulator config: faults, latency, limits, scripted responses.",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file keeping batches and results across restarts (default: in memory).",
+)
+@click.option("--api-key", help="Accept only this API key (default: any non-empty key).")
+def emulator_cmd(
+    host: str, port: int, config_file: Path | None, state: Path | None, api_key: str | None
+) -> None:
+    """Serve a local Message Batches API emulator until interrupted."""
+    sys.exit(
+        _guard(
+            lambda: emulator.serve(config_file, host=host, port=port, api_key=api_key, state=state)
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> Any:
