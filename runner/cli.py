@@ -91,6 +91,32 @@ def _validate(jobs: tuple[Path, ...], fmt: str) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
 
 
+@cli.command("compile")
+@click.argument("job", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for chunk-0001.json... and manifest.json.",
+)
+def compile_cmd(job: Path, out_dir: Path) -> None:
+    """Write the exact batch request bodies of JOB without submitting anything."""
+    sys.exit(_guard(lambda: _compile(job, out_dir)))
+
+
+def _compile(job_path: Path, out_dir: Path) -> int:
+    # Imported here, not at the top: the other commands never need the compile stack.
+    from runner import compile as compile_
+
+    chunks = compile_.write_compiled(spec.load_job(job_path), out_dir)
+    requests = sum(c.requests for c in chunks)
+    size = sum(c.size for c in chunks)
+    noun = "chunk" if len(chunks) == 1 else "chunks"
+    click.echo(f"{requests} requests in {len(chunks)} {noun} ({size / 1e6:.1f} MB) -> {out_dir}")
+    return EXIT_OK
+
+
 @cli.command("schema")
 def schema_cmd() -> None:
     """Print the job file JSON Schema."""
