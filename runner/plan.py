@@ -318,9 +318,9 @@ def check_budget(plan: Plan) -> None:
         )
     if plan.over_budget and plan.cost is not None:
         raise BudgetExceeded(
-            f"{plan.job}: estimated cost ${plan.cost.batch_usd:,.2f} at batch prices "
-            f"(output at max_tokens; typical ${plan.cost.batch_typical_usd:,.2f}) is above "
-            f"budget.max_usd ${plan.budget_usd:,.2f} for {plan.counts.to_submit:,} requests: "
+            f"{plan.job}: estimated cost {_usd(plan.cost.batch_usd)} at batch prices "
+            f"(output at max_tokens; typical {_usd(plan.cost.batch_typical_usd)}) is above "
+            f"budget.max_usd {_usd(plan.budget_usd or 0)} for {plan.counts.to_submit:,} requests: "
             "raise the budget, lower max_tokens, or submit fewer inputs"
         )
 
