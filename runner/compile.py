@@ -6,7 +6,6 @@ custom_id (sha256) and go into the chunk body, so what is hashed is what is sent
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -67,15 +66,16 @@ def _finish_id(seed: Any, input_key: str, params_bytes: bytes) -> str:
     digest = seed.copy()
     digest.update(orjson.dumps(input_key))  # a JSON string: self-delimiting
     digest.update(params_bytes)
-    # 160 bits in base32 (32 characters, no padding): `br_` + 32 fits ^[a-zA-Z0-9_-]{1,64}$.
-    return "br_" + base64.b32encode(digest.digest()[:20]).decode("ascii").lower()
+    # 160 bits as 40 hex digits: `br_` + 40 fits ^[a-zA-Z0-9_-]{1,64}$.
+    return "br_" + str(digest.hexdigest()[:40])
 
 
 def custom_id(
     job_name: str, input_key: str, params: Mapping[str, Any], betas: Iterable[str]
 ) -> str:
-    """The request's stable id: 160 bits of sha256 over (job name, sorted betas, input key,
-    canonical params bytes: orjson with sorted keys). Same inputs, same id, on any machine."""
+    """The request's stable id, `br_` + 40 hex digits: 160 bits of sha256 over (job name,
+    sorted betas, input key, canonical params bytes: orjson with sorted keys). Same inputs,
+    same id, on any machine."""
     return _finish_id(_id_seed(job_name, betas), input_key, orjson.dumps(params, option=_SORT))
 
 
@@ -183,7 +183,12 @@ def make_chunks(
 
 
 def _chunk(betas: tuple[str, ...], members: list[CompiledRequest]) -> Chunk:
-    body = BODY_HEAD + b",".join([r.line for r in members]) + BODY_TAIL
+    # One join over head, lines, commas and tail: the body is copied once, never twice.
+    parts = [BODY_HEAD]
+    for request in members:
+        parts += (request.line, b",")
+    parts[-1] = BODY_TAIL  # the last comma
+    body = b"".join(parts)
     ids = tuple(r.custom_id for r in members)
     return Chunk(betas, body, ids, tuple(r.input_key for r in members))
 

@@ -52,6 +52,7 @@ class CompiledTemplate:
 
     def __init__(self, template: Template) -> None:
         self.template = template
+        self._env_globals = dict(environment().globals)
         try:
             self._compiled = environment().from_string(template.source)
         except jinja2.TemplateSyntaxError as exc:
@@ -65,8 +66,16 @@ class CompiledTemplate:
         Raises `InputError` for an undefined variable, a sandbox violation or any other
         template error, with the template's file and line.
         """
+        # What `jinja2.Template.render` does, minus merging the environment's globals into a
+        # fresh dict for every call (a third of the render time): `context` is rendered as
+        # the template's shared context, over a copy that already holds those globals.
+        compiled = self._compiled
         try:
-            return self._compiled.render(context)
+            ctx = compiled.new_context({**self._env_globals, **context}, shared=True)
+            try:
+                return environment().concat(compiled.root_render_func(ctx))
+            except Exception:
+                environment().handle_exception()
         except SecurityError as exc:
             line = _template_line(exc.__traceback__)
             raise InputError(

@@ -38,9 +38,9 @@ def _snapshot(job_dir: Path) -> list[tuple[tuple[str, ...], bytes, tuple[str, ..
 
 
 def test_custom_id_format_and_bits() -> None:
-    """`br_` + 32 base32 characters: 160 bits of sha256, within the API's pattern."""
+    """`br_` + 40 hex digits: 160 bits of sha256, within the API's pattern."""
     cid = comp.custom_id("job", "key", {"model": "m"}, ["b"])
-    assert ID_RE.match(cid) and cid.startswith("br_") and len(cid) == 35
+    assert ID_RE.match(cid) and cid.startswith("br_") and len(cid) == 43
     assert comp.custom_id("job", "key", {"model": "m"}, ["b"]) == cid
 
 
