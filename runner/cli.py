@@ -96,6 +96,61 @@ def _validate(jobs: tuple[Path, ...], fmt: str) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
 
 
+@cli.command("compile")
+@click.argument("job", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for chunk-0001.json... and manifest.json.",
+)
+def compile_cmd(job: Path, out_dir: Path) -> None:
+    """Write the exact batch request bodies of JOB without submitting anything."""
+    sys.exit(_guard(lambda: _compile(job, out_dir)))
+
+
+def _compile(job_path: Path, out_dir: Path) -> int:
+    # Imported here, not at the top: the other commands never need the compile stack.
+    from runner import compile as compile_
+
+    chunks = compile_.write_compiled(spec.load_job(job_path), out_dir)
+    requests = sum(c.requests for c in chunks)
+    size = sum(c.size for c in chunks)
+    noun = "chunk" if len(chunks) == 1 else "chunks"
+    click.echo(f"{requests} requests in {len(chunks)} {noun} ({size / 1e6:.1f} MB) -> {out_dir}")
+    return EXIT_OK
+
+
+@cli.command("plan")
+@jobs_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the plans as JSON.")
+@click.option(
+    "--count-tokens",
+    is_flag=True,
+    help="Exact input token counts from the count_tokens endpoint (one call per request).",
+)
+def plan_cmd(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> None:
+    """Show what a run would submit, with estimated tokens and cost; exit 1 over budget."""
+    sys.exit(_guard(lambda: _plan(jobs, as_json, count_tokens)))
+
+
+def _plan(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> int:
+    # Imported here, not at the top: the other commands never need the compile stack.
+    from runner import plan as plan_
+
+    counter = plan_.backend_count_tokens() if count_tokens else None
+    # No stored state is read yet: the executor's store will supply it (all requests new).
+    plans = [plan_.make_plan(spec.load_job(p), None, count_tokens=counter) for p in jobs]
+    if as_json:
+        click.echo(orjson.dumps([p.as_dict() for p in plans], option=orjson.OPT_INDENT_2))
+    else:
+        click.echo("\n\n".join(plan_.format_plan(p) for p in plans))
+    for p in plans:
+        plan_.check_budget(p)
+    return EXIT_OK
+
+
 @cli.command("schema")
 def schema_cmd() -> None:
     """Print the job file JSON Schema."""
