@@ -74,7 +74,7 @@ def start(
     server, store = _build(config, api_key, state, ("127.0.0.1", 0), verbose=False)
     # A short poll interval makes shutdown quick (the stdlib default waits up to 0.5 s).
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="emulator", daemon=True
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, name="emulator", daemon=True
     )
     thread.start()
     host, port = server.server_address[:2]
@@ -89,6 +89,7 @@ def _stop(server: EmulatorServer, store: Store | None) -> None:
     server.shutdown()
     server.close_connections()
     server.server_close()
+    server.service.close()
     if store is not None:
         store.close()
 
@@ -113,6 +114,7 @@ def serve(
     finally:
         server.close_connections()
         server.server_close()
+        server.service.close()
         if store is not None:
             store.close()
     return 0

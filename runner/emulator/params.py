@@ -26,7 +26,7 @@ class Context:
 
 def check(params: Any, ctx: Context) -> str | None:
     """The invalid_request_error message for bad params, or None when they are acceptable."""
-    if not isinstance(params, Mapping):
+    if not isinstance(params, dict):
         return "params: Input should be a valid dictionary"
     for step in (_model_and_tokens, _forbidden, _messages, _system, _cache):
         problem = step(params, ctx)
@@ -93,7 +93,7 @@ def _messages(params: Mapping[str, Any], _: Context) -> str | None:
 
 
 def _message(message: Any, where: str) -> str | None:
-    if not isinstance(message, Mapping):
+    if not isinstance(message, dict):
         return f"{where}: Input should be a valid dictionary"
     if message.get("role") not in ("user", "assistant"):
         return f"{where}.role: Input should be 'user' or 'assistant'"
@@ -113,7 +113,7 @@ def _content(content: Any, where: str) -> str | None:
     if not isinstance(content, list):
         return f"{where}: Input should be a valid string or list of content blocks"
     for i, block in enumerate(content):
-        if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             return f"{where}.{i}: Input should be a content block with a `type`"
         if block["type"] == "text" and not isinstance(block.get("text"), str):
             return f"{where}.{i}.text: Field required"

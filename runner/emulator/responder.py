@@ -62,7 +62,7 @@ def make_record(
     """Validate and summarise one request; an invalid one becomes an errored record."""
     problem = params_check.check(params, ctx)
     if problem is not None:
-        model = params.get("model") if isinstance(params, Mapping) else None
+        model = params.get("model") if isinstance(params, dict) else None
         return Record(custom_id, str(model), "invalid_request_error", problem)
     prompt = prompt_mod.analyze(params)
     rule = next((r for r in rules if r.matches(custom_id, prompt.text)), None)

@@ -41,8 +41,11 @@ class Batch:
     seq: int
     created_at: float
     latency: float
-    records: list[Record]
+    custom_ids: list[str]
     attempts: list[int]
+    # None while a large batch is still being summarised in the background: such a batch
+    # cannot end yet, exactly as a real batch still being ingested cannot.
+    records: list[Record] | None = field(default=None, repr=False)
     cancel_at: float | None = None
     ended_at: float | None = None
     outcomes: list[Outcome] | None = field(default=None, repr=False)
@@ -69,12 +72,12 @@ class Batch:
         return min(end, self.expires_at)
 
     def done_at(self, index: int) -> float:
-        return self.created_at + self.latency * (index + 1) / len(self.records)
+        return self.created_at + self.latency * (index + 1) / len(self.custom_ids)
 
     def counts(self) -> dict[str, int]:
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         if self.outcomes is None:
-            counts["processing"] = len(self.records)
+            counts["processing"] = len(self.custom_ids)
         else:
             for outcome in self.outcomes:
                 counts[outcome.kind] += 1
@@ -83,6 +86,7 @@ class Batch:
 
 def finalize(batch: Batch, end: float, faults: Faults, cache: PromptCache) -> None:
     """End `batch` at `end`: every request gets its final outcome, counts move at once."""
+    assert batch.records is not None
     leftover = "expired" if end >= batch.expires_at else "canceled"
     outcomes = []
     for i, record in enumerate(batch.records):

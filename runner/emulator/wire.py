@@ -41,7 +41,7 @@ def page(items: Sequence[dict[str, Any]], has_more: bool) -> dict[str, Any]:
 
 def result_lines(batch: Batch) -> Iterator[bytes]:
     """One serialised MessageBatchIndividualResponse per request (3.5), generated lazily."""
-    assert batch.outcomes is not None
+    assert batch.outcomes is not None and batch.records is not None
     for record, outcome in zip(batch.records, batch.outcomes, strict=True):
         yield orjson.dumps({"custom_id": record.custom_id, "result": _result(record, outcome)})
 
