@@ -64,8 +64,9 @@ def main() -> None:
         with httpx2.Client(timeout=600) as http:
             t0 = time.perf_counter()
             lines = 0
-            with http.stream("GET", f"{emu.base_url}/v1/messages/batches/{batch.id}/results",
-                             headers=headers) as response:
+            with http.stream(
+                "GET", f"{emu.base_url}/v1/messages/batches/{batch.id}/results", headers=headers
+            ) as response:
                 for chunk in response.iter_bytes(1 << 20):
                     lines += chunk.count(b"\n")
             results_s = time.perf_counter() - t0
