@@ -6,6 +6,7 @@ Not a test: timings depend on the machine, so nothing here asserts on them.
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import sys
@@ -39,9 +40,16 @@ def body(n: int, size: int) -> bytes:
     return b'{"requests":[' + b",".join(lines) + b"]}"
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(x for x in status if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     size = int(sys.argv[2]) if len(sys.argv) > 2 else 2_500
+    baseline = _rss_mb()
     raw = body(n, size)
     mb = len(raw) / 1e6
     print(f"body: {n} requests, {mb:.1f} MB")
@@ -71,6 +79,11 @@ def main() -> None:
                     lines += chunk.count(b"\n")
             results_s = time.perf_counter() - t0
         print(f"results: {lines} lines in {results_s:.2f} s = {lines / results_s:,.0f} lines/s")
+        gc.collect()
+        print(
+            f"RSS with the ended batch held (body freed): {_rss_mb():.0f} MB "
+            f"(before building the body: {baseline:.0f} MB)"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process (client + emulator): {peak:.0f} MB")
 

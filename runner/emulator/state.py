@@ -15,6 +15,7 @@ from runner.emulator import catalog
 from runner.emulator.caching import PromptCache
 from runner.emulator.faults import Faults
 from runner.emulator.responder import Record
+from runner.emulator.usage import Usage
 
 DAY = 86_400.0
 EXPIRY_S = 1 * DAY
@@ -26,13 +27,14 @@ class Outcome:
     """The final result of one request; `cost_usd` is what it bills (0 unless succeeded)."""
 
     kind: str
-    usage: dict[str, Any] | None = None
+    usage: Usage | None = None
     error_type: str | None = None
     error_message: str | None = None
     cost_usd: float = 0.0
 
     def to_row(self) -> list[Any]:
-        return [self.kind, self.usage, self.error_type, self.error_message, self.cost_usd]
+        usage = list(self.usage) if self.usage is not None else None  # orjson: no NamedTuple
+        return [self.kind, usage, self.error_type, self.error_message, self.cost_usd]
 
 
 @dataclass
@@ -112,5 +114,5 @@ def _outcome(
         return Outcome("errored", error_type=fate, error_message=message)
     usage = cache.usage(record, at)
     model = catalog.find(record.model)
-    cost = catalog.batch_cost_usd(model, usage, record.inference_geo == "us") if model else 0.0
+    cost = catalog.batch_cost_usd(model, usage) if model else 0.0
     return Outcome("succeeded", usage=usage, cost_usd=cost)

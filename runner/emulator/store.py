@@ -7,12 +7,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from runner.emulator.prompt import Breakpoint  # noqa: F401  (records carry breakpoints)
 from runner.emulator.responder import Record
 from runner.emulator.state import Batch, Outcome
+from runner.emulator.usage import Usage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -100,5 +101,10 @@ def _batch(row: tuple[object, ...]) -> Batch:
         deleted=bool(deleted),
     )
     if isinstance(outcomes, bytes):
-        batch.outcomes = [Outcome(*row) for row in orjson.loads(outcomes)]
+        batch.outcomes = [_outcome(row) for row in orjson.loads(outcomes)]
     return batch
+
+
+def _outcome(row: list[Any]) -> Outcome:
+    kind, usage, error_type, error_message, cost = row
+    return Outcome(kind, Usage(*usage) if usage else None, error_type, error_message, cost)

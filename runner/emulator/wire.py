@@ -49,7 +49,7 @@ def result_lines(batch: Batch) -> Iterator[bytes]:
 def _result(record: responder.Record, outcome: Outcome) -> dict[str, Any]:
     if outcome.kind == "succeeded":
         assert outcome.usage is not None
-        return {"type": "succeeded", "message": responder.message(record, outcome.usage)}
+        return {"type": "succeeded", "message": responder.message(record, outcome.usage.as_json())}
     if outcome.kind == "errored":
         error = {"type": outcome.error_type, "message": outcome.error_message}
         return {"type": "errored", "error": {"type": "error", "error": error, "request_id": None}}
