@@ -100,6 +100,10 @@ class Handler(BaseHTTPRequestHandler):
         except errors.ApiError as exc:
             status = exc.status
             self._send_error(exc)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client went away (for example it abandoned a results stream): normal.
+            self.close_connection = True
+            status = 499
         except Exception:
             log.get("batchrun.emulator").exception("emulator bug", path=url.path)
             status = 500

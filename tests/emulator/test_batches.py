@@ -155,3 +155,13 @@ def test_every_result_kind_validates_strictly(emulator_factory: Callable[..., Em
             assert line.result.error.error.type == "api_error"
             assert line.result.error.request_id is None
     assert kinds == {"succeeded", "errored", "canceled"}
+
+
+def test_abandoned_results_stream_leaves_server_healthy(emu: Emulator) -> None:
+    """A client that stops reading a large results stream does not upset the server."""
+    with sdk(emu, max_retries=0) as client:
+        batch = client.messages.batches.create(requests=requests(1_500))
+        with client.messages.batches.with_streaming_response.results(batch.id) as response:
+            next(response.iter_bytes(1024))
+    with sdk(emu, max_retries=0) as client:
+        assert client.messages.batches.retrieve(batch.id).processing_status == "ended"
