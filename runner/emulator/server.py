@@ -322,7 +322,8 @@ def _fault_error(fault: HttpFault, endpoint: str) -> errors.ApiError:
     if fault.should_retry is not None:
         headers["x-should-retry"] = "true" if fault.should_retry else "false"
     message = f"Emulated {kind} on {endpoint} (http_faults)"
-    return errors.ApiError(fault.status, kind, message, headers)
+    details = {"error_code": fault.error_code} if fault.error_code else None
+    return errors.ApiError(fault.status, kind, message, headers, details)
 
 
 def _number(value: float) -> str:

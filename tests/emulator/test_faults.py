@@ -167,3 +167,14 @@ def test_queue_limit_is_429(emulator_factory: Callable[..., Emulator]) -> None:
         assert 1 <= float(info.value.response.headers["retry-after"]) <= 30
         emu.advance(31)
         assert client.messages.batches.create(requests=requests(3, prefix="q")).id
+
+
+def test_fault_error_code_maps_to_sdk_class(emulator_factory: Callable[..., Emulator]) -> None:
+    """error_code lands in error.details; the SDK picks its dedicated exception class."""
+    fault = _fault("create", 429, should_retry=False, error_code="enforced_spend_limit_reached")
+    emu = emulator_factory(fault)
+    client = sdk(emu, max_retries=2)
+    with client, pytest.raises(anthropic.EnforcedSpendLimitReachedError) as info:
+        client.messages.batches.create(requests=requests(1))
+    assert info.value.error_code == "enforced_spend_limit_reached"
+    assert emu.stats()["http_calls"]["create"] == 1
