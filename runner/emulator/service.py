@@ -4,8 +4,8 @@ generated outside it."""
 
 from __future__ import annotations
 
-import hashlib
 import math
+import secrets
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -91,7 +91,7 @@ class Service:
             for cid in custom_ids:
                 self._submissions[cid] = self._submissions.get(cid, 0) + 1
             batch = Batch(
-                _batch_id(self.config.seed, seq),
+                _batch_id(seq),
                 seq,
                 now,
                 self.faults.latency(),
@@ -228,10 +228,11 @@ class Service:
         return self.settle()
 
 
-def _batch_id(seed: int, seq: int) -> str:
+def _batch_id(seq: int) -> str:
     # The sequence number leads the id so list cursors still work after a batch is deleted.
-    tail = hashlib.sha256(f"{seed}:{seq}".encode()).hexdigest()[:16]
-    return f"msgbatch_{seq:08d}{tail}"
+    # The random tail keeps ids unique across emulator restarts without --state: a runner
+    # holding an old id must get a 404, never somebody else's batch.
+    return f"msgbatch_{seq:08d}{secrets.token_hex(8)}"
 
 
 def _seq_of(batch_id: str, name: str) -> int:
