@@ -165,3 +165,12 @@ def test_abandoned_results_stream_leaves_server_healthy(emu: Emulator) -> None:
             next(response.iter_bytes(1024))
     with sdk(emu, max_retries=0) as client:
         assert client.messages.batches.retrieve(batch.id).processing_status == "ended"
+
+
+def test_results_order_is_not_request_order(client: Anthropic) -> None:
+    """Like the API, results come in no particular order (stable per batch)."""
+    batch = client.messages.batches.create(requests=requests(30))
+    first = [line.custom_id for line in client.messages.batches.results(batch.id)]
+    again = [line.custom_id for line in client.messages.batches.results(batch.id)]
+    assert first == again and sorted(first) == sorted(f"r{i}" for i in range(30))
+    assert first != [f"r{i}" for i in range(30)]

