@@ -4,7 +4,7 @@ its TTL lasts; a read refreshes the TTL. Input tokens are those after the last b
 
 from __future__ import annotations
 
-from runner.emulator import catalog
+from runner.emulator import catalog, prompt
 from runner.emulator.prompt import Breakpoint
 from runner.emulator.responder import Record
 from runner.emulator.usage import Usage
@@ -43,6 +43,7 @@ class PromptCache:
             writes["1h"],
             read,
             record.inference_geo,
+            prompt.text_tokens(record.thinking) if record.thinking else 0,
         )
 
     def _live(self, mark: Breakpoint, now: float) -> bool:

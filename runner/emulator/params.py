@@ -11,6 +11,7 @@ from typing import Any
 from runner.emulator import catalog, prompt
 
 MAX_BREAKPOINTS = 4
+MIN_THINKING_BUDGET = 1024
 VERSION_WITHOUT_SAMPLING = "2026-10-21"  # temperature/top_p/top_k removed in this version
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
 
@@ -28,7 +29,7 @@ def check(params: Any, ctx: Context) -> str | None:
     """The invalid_request_error message for bad params, or None when they are acceptable."""
     if not isinstance(params, dict):
         return "params: Input should be a valid dictionary"
-    for step in (_model_and_tokens, _forbidden, _messages, _system, _cache):
+    for step in (_model_and_tokens, _forbidden, _thinking, _messages, _system, _cache):
         problem = step(params, ctx)
         if problem:
             return problem
@@ -72,6 +73,21 @@ def _forbidden(params: Mapping[str, Any], ctx: Context) -> str | None:
     profile = params.get("user_profile_id")
     if ctx.user_profile_id and profile is not None and profile != ctx.user_profile_id:
         return "user_profile_id: does not match the anthropic-user-profile-id header"
+    return None
+
+
+def _thinking(params: Mapping[str, Any], _: Context) -> str | None:
+    thinking = params.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < MIN_THINKING_BUDGET:
+        return (
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+            f"{MIN_THINKING_BUDGET}"
+        )
+    if budget >= params["max_tokens"]:
+        return "max_tokens must be greater than thinking.budget_tokens"
     return None
 
 

@@ -13,6 +13,7 @@ class Usage(NamedTuple):
     cache_1h: int
     cache_read: int
     inference_geo: str | None = None
+    thinking_tokens: int = 0
 
     @property
     def prompt_tokens(self) -> int:
@@ -31,4 +32,7 @@ class Usage(NamedTuple):
             },
             "service_tier": "batch",
             "inference_geo": self.inference_geo,
+            "output_tokens_details": (
+                {"thinking_tokens": self.thinking_tokens} if self.thinking_tokens else None
+            ),
         }
