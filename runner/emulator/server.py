@@ -106,6 +106,7 @@ class Handler(BaseHTTPRequestHandler):
             status = 499
         except Exception:
             log.get("batchrun.emulator").exception("emulator bug", path=url.path)
+            self.close_connection = True  # a response may be half written: start afresh
             status = 500
             self._send_error(errors.ApiError(500, "api_error", "Internal emulator error"))
         self._log(method, url.path, endpoint, status, started)
