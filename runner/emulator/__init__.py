@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner import log
 from runner.emulator.clock import Clock
 from runner.emulator.config import ConfigError, ConfigSource, EmulatorConfig, load_config
 from runner.emulator.server import EmulatorServer
 from runner.emulator.service import Service
 from runner.emulator.store import Store
+from runner.errors import BatchrunError
 
 __all__ = ["ConfigError", "Emulator", "EmulatorConfig", "load_config", "serve", "start"]
 
@@ -52,10 +55,13 @@ def _build(
     service = Service(checked, clock, store)
     try:
         return EmulatorServer(address, service, api_key, verbose), store
-    except OSError:
+    except OSError as exc:
         if store:
             store.close()
-        raise
+        host, port = address
+        raise BatchrunError(
+            f"cannot listen on {host}:{port}: {exc.strerror} (fix: choose another --port)"
+        ) from exc
 
 
 @contextmanager
@@ -74,7 +80,7 @@ def start(
     server, store = _build(config, api_key, state, ("127.0.0.1", 0), verbose=False)
     # A short poll interval makes shutdown quick (the stdlib default waits up to 0.5 s).
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="emulator", daemon=True
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, name="emulator", daemon=True
     )
     thread.start()
     host, port = server.server_address[:2]
@@ -89,6 +95,7 @@ def _stop(server: EmulatorServer, store: Store | None) -> None:
     server.shutdown()
     server.close_connections()
     server.server_close()
+    server.service.close()
     if store is not None:
         store.close()
 
@@ -103,16 +110,21 @@ def serve(
 ) -> int:
     """Serve in the foreground until interrupted (Ctrl-C); returns an exit code."""
     server, store = _build(config, api_key, state, (host, port), verbose=True)
-    from runner import log
-
+    # SIGTERM (docker stop, CI teardown) ends the server like Ctrl-C, so SQLite closes cleanly.
+    signal.signal(signal.SIGTERM, _interrupt)
     log.get("batchrun.emulator").info("serving", base_url=f"http://{host}:{port}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        log.get("batchrun.emulator").info("stopped")
     finally:
         server.close_connections()
         server.server_close()
+        server.service.close()
         if store is not None:
             store.close()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

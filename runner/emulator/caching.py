@@ -4,10 +4,10 @@ its TTL lasts; a read refreshes the TTL. Input tokens are those after the last b
 
 from __future__ import annotations
 
-from typing import Any
-
-from runner.emulator import catalog
+from runner.emulator import catalog, prompt
+from runner.emulator.prompt import Breakpoint
 from runner.emulator.responder import Record
+from runner.emulator.usage import Usage
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
@@ -19,7 +19,7 @@ class PromptCache:
     def __init__(self) -> None:
         self._expiry: dict[str, float] = {}
 
-    def usage(self, record: Record, now: float) -> dict[str, Any]:
+    def usage(self, record: Record, now: float) -> Usage:
         """Usage of one succeeded request processed at `now`, updating the cache."""
         model = catalog.find(record.model)
         minimum = model.cache_min if model else 1024
@@ -36,18 +36,15 @@ class PromptCache:
                 self._expiry.get(mark.prefix_hash, 0.0), now + TTL_SECONDS[mark.ttl]
             )
         cached = marks[-1].tokens if marks else 0
-        return {
-            "input_tokens": record.prompt_tokens - cached,
-            "output_tokens": record.output_tokens,
-            "cache_creation_input_tokens": writes["5m"] + writes["1h"],
-            "cache_read_input_tokens": read,
-            "cache_creation": {
-                "ephemeral_5m_input_tokens": writes["5m"],
-                "ephemeral_1h_input_tokens": writes["1h"],
-            },
-            "service_tier": "batch",
-            "inference_geo": record.inference_geo,
-        }
+        return Usage(
+            record.prompt_tokens - cached,
+            record.output_tokens,
+            writes["5m"],
+            writes["1h"],
+            read,
+            record.inference_geo,
+            prompt.text_tokens(record.thinking) if record.thinking else 0,
+        )
 
-    def _live(self, mark: Any, now: float) -> bool:
+    def _live(self, mark: Breakpoint, now: float) -> bool:
         return bool(self._expiry.get(mark.prefix_hash, 0.0) > now)

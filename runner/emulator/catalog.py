@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runner.emulator.usage import Usage
+
 OUTPUT_300K_BETA = "output-300k-2026-03-24"
 OUTPUT_300K_CAP = 300_000
 
@@ -94,27 +96,19 @@ def output_cap(model: Model, betas: frozenset[str]) -> int:
     return model.max_tokens
 
 
-def batch_cost_usd(model: Model, usage: dict[str, object], geo_us: bool) -> float:
+def batch_cost_usd(model: Model, usage: Usage) -> float:
     """Contract 8.4: batch halves every category; caching multipliers stack; 0 if unpriced."""
     prices = model.prices
     if prices is None:
         return 0.0
-    inp, read = _int(usage.get("input_tokens")), _int(usage.get("cache_read_input_tokens"))
-    creation = usage.get("cache_creation")
-    w5 = _int(creation.get("ephemeral_5m_input_tokens")) if isinstance(creation, dict) else 0
-    w1 = _int(creation.get("ephemeral_1h_input_tokens")) if isinstance(creation, dict) else 0
-    if model.id == "claude-haiku-5-5" and inp + read + w5 + w1 > HAIKU_55_TIER_TOKENS:
+    if model.id == "claude-haiku-5-5" and usage.prompt_tokens > HAIKU_55_TIER_TOKENS:
         prices = HAIKU_55_LONG
     total = (
-        inp * prices.input
-        + w5 * prices.input * 1.25
-        + w1 * prices.input * 2.0
-        + read * prices.cache_read
-        + _int(usage.get("output_tokens")) * prices.output
+        usage.input_tokens * prices.input
+        + usage.cache_5m * prices.input * 1.25
+        + usage.cache_1h * prices.input * 2.0
+        + usage.cache_read * prices.cache_read
+        + usage.output_tokens * prices.output
     )
-    multiplier = 0.5 * (1.1 if geo_us and model.geo_multiplier else 1.0)
-    return multiplier * total / 1e6
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
+    geo_us = usage.inference_geo == "us" and model.geo_multiplier
+    return 0.5 * (1.1 if geo_us else 1.0) * total / 1e6

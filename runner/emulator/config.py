@@ -80,6 +80,7 @@ class HttpFault:
     retry_after: float | None = None
     retry_after_ms: float | None = None
     should_retry: bool | None = None
+    error_code: str | None = None  # error.details.error_code; the SDK maps some to classes
 
 
 @dataclass(frozen=True)
@@ -295,9 +296,12 @@ class _Checker:
         retry = sub.get("should_retry")
         if retry is not None and not isinstance(retry, bool):
             self.fail(f"{key}.should_retry", f"got {retry!r}", "true or false")
+        code = sub.get("error_code")
+        if code is not None and not isinstance(code, str):
+            self.fail(f"{key}.error_code", f"got {code!r}", "a string such as ramp_limit_exceeded")
         if len(self.problems) > start:
             return None
-        return HttpFault(str(endpoint), int(status or 0), float(rate), after, after_ms, retry)
+        return HttpFault(str(endpoint), int(status or 0), float(rate), after, after_ms, retry, code)
 
     def _optional_number(self, sub: Mapping[str, Any], name: str, key: str) -> float | None:
         if sub.get(name) is None:

@@ -11,6 +11,7 @@ from typing import Any
 from runner.emulator import catalog, prompt
 
 MAX_BREAKPOINTS = 4
+MIN_THINKING_BUDGET = 1024
 VERSION_WITHOUT_SAMPLING = "2026-10-21"  # temperature/top_p/top_k removed in this version
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
 
@@ -26,9 +27,9 @@ class Context:
 
 def check(params: Any, ctx: Context) -> str | None:
     """The invalid_request_error message for bad params, or None when they are acceptable."""
-    if not isinstance(params, Mapping):
+    if not isinstance(params, dict):
         return "params: Input should be a valid dictionary"
-    for step in (_model_and_tokens, _forbidden, _messages, _system, _cache):
+    for step in (_model_and_tokens, _forbidden, _thinking, _messages, _system, _cache):
         problem = step(params, ctx)
         if problem:
             return problem
@@ -75,6 +76,21 @@ def _forbidden(params: Mapping[str, Any], ctx: Context) -> str | None:
     return None
 
 
+def _thinking(params: Mapping[str, Any], _: Context) -> str | None:
+    thinking = params.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < MIN_THINKING_BUDGET:
+        return (
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+            f"{MIN_THINKING_BUDGET}"
+        )
+    if budget >= params["max_tokens"]:
+        return "max_tokens must be greater than thinking.budget_tokens"
+    return None
+
+
 def _messages(params: Mapping[str, Any], _: Context) -> str | None:
     messages = params.get("messages")
     if not isinstance(messages, list):
@@ -93,7 +109,7 @@ def _messages(params: Mapping[str, Any], _: Context) -> str | None:
 
 
 def _message(message: Any, where: str) -> str | None:
-    if not isinstance(message, Mapping):
+    if not isinstance(message, dict):
         return f"{where}: Input should be a valid dictionary"
     if message.get("role") not in ("user", "assistant"):
         return f"{where}.role: Input should be 'user' or 'assistant'"
@@ -113,7 +129,7 @@ def _content(content: Any, where: str) -> str | None:
     if not isinstance(content, list):
         return f"{where}: Input should be a valid string or list of content blocks"
     for i, block in enumerate(content):
-        if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             return f"{where}.{i}: Input should be a content block with a `type`"
         if block["type"] == "text" and not isinstance(block.get("text"), str):
             return f"{where}.{i}.text: Field required"

@@ -55,9 +55,9 @@ def analyze(params: Mapping[str, Any]) -> Prompt:
             texts.append(text)
         hasher.update(_canonical(block))
         marker = block.get("cache_control")
-        if marker is None and i == len(blocks) - 1 and isinstance(auto, Mapping):
+        if marker is None and i == len(blocks) - 1 and isinstance(auto, dict):
             marker = auto
-        if isinstance(marker, Mapping):
+        if isinstance(marker, dict):
             ttl = "1h" if marker.get("ttl") == "1h" else "5m"
             marks.append(Breakpoint(total, hasher.copy().hexdigest(), ttl))
     digest = hasher.hexdigest()[:12]
@@ -66,25 +66,25 @@ def analyze(params: Mapping[str, Any]) -> Prompt:
 
 def count_breakpoints(params: Mapping[str, Any]) -> int:
     explicit = sum(1 for block, _, _ in _blocks(params) if "cache_control" in block)
-    return explicit + (1 if isinstance(params.get("cache_control"), Mapping) else 0)
+    return explicit + (1 if isinstance(params.get("cache_control"), dict) else 0)
 
 
 def _blocks(params: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], int, str]]:
     """Tools, then system, then messages: the order the API builds its cache prefix in."""
     for tool in params.get("tools") or ():
-        if isinstance(tool, Mapping):
+        if isinstance(tool, dict):
             yield tool, _json_tokens(tool), ""
     system = params.get("system")
     if isinstance(system, str):
         yield {"type": "text", "text": system}, text_tokens(system), system
     elif isinstance(system, list):
-        yield from (_content_block(b) for b in system if isinstance(b, Mapping))
+        yield from (_content_block(b) for b in system if isinstance(b, dict))
     for message in params.get("messages") or ():
-        content = message.get("content") if isinstance(message, Mapping) else None
+        content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             yield {"type": "text", "text": content}, text_tokens(content), content
         elif isinstance(content, list):
-            yield from (_content_block(b) for b in content if isinstance(b, Mapping))
+            yield from (_content_block(b) for b in content if isinstance(b, dict))
 
 
 def _content_block(block: Mapping[str, Any]) -> tuple[Mapping[str, Any], int, str]:
@@ -95,7 +95,7 @@ def _content_block(block: Mapping[str, Any]) -> tuple[Mapping[str, Any], int, st
         return block, IMAGE_TOKENS, ""
     if kind == "document":
         source = block.get("source")
-        if isinstance(source, Mapping) and source.get("type") == "text":
+        if isinstance(source, dict) and source.get("type") == "text":
             data = str(source.get("data", ""))
             return block, text_tokens(data), data
         return block, DOCUMENT_TOKENS, ""
@@ -115,8 +115,9 @@ def _canonical(block: Mapping[str, Any]) -> bytes:
 
 def _last_user_words(params: Mapping[str, Any]) -> str:
     for message in reversed(params.get("messages") or ()):
-        if isinstance(message, Mapping) and message.get("role") == "user":
-            return " ".join(_message_text(message).split()[:WORDS_ECHOED])
+        if isinstance(message, dict) and message.get("role") == "user":
+            # Only the start is needed; splitting a long prompt whole would cost real time.
+            return " ".join(_message_text(message)[:400].split()[:WORDS_ECHOED])
     return ""
 
 
@@ -126,6 +127,6 @@ def _message_text(message: Mapping[str, Any]) -> str:
         return content
     if isinstance(content, list):
         return " ".join(
-            b["text"] for b in content if isinstance(b, Mapping) and isinstance(b.get("text"), str)
+            b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
         )
     return ""

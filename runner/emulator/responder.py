@@ -31,6 +31,7 @@ class Record:
     breakpoints: tuple[Breakpoint, ...] = ()
     inference_geo: str | None = None
     message_id: str = ""
+    thinking: str | None = None
 
     def to_row(self) -> list[Any]:
         bps = [[b.tokens, b.prefix_hash, b.ttl] for b in self.breakpoints]
@@ -53,6 +54,7 @@ _ROW_FIELDS = (
     "prompt_tokens",
     "inference_geo",
     "message_id",
+    "thinking",
 )
 
 
@@ -62,7 +64,7 @@ def make_record(
     """Validate and summarise one request; an invalid one becomes an errored record."""
     problem = params_check.check(params, ctx)
     if problem is not None:
-        model = params.get("model") if isinstance(params, Mapping) else None
+        model = params.get("model") if isinstance(params, dict) else None
         return Record(custom_id, str(model), "invalid_request_error", problem)
     prompt = prompt_mod.analyze(params)
     rule = next((r for r in rules if r.matches(custom_id, prompt.text)), None)
@@ -70,19 +72,31 @@ def make_record(
     if rule is not None and rule.errored:
         message = rule.message or f"Emulated {rule.errored} (scripted by a responses rule)"
         return Record(custom_id, model, rule.errored, message)
-    text, stop = _reply(model, prompt, rule, params["max_tokens"])
+    thinking = _thinking(params, prompt)
+    spent = prompt_mod.text_tokens(thinking or "")
+    text, stop = _reply(model, prompt, rule, max(0, params["max_tokens"] - spent))
     geo = params.get("inference_geo")
     return Record(
         custom_id,
         model,
         text=text,
         stop_reason=stop,
-        output_tokens=max(1, prompt_mod.text_tokens(text)),
+        output_tokens=max(1, spent + prompt_mod.text_tokens(text)),
         prompt_tokens=prompt.tokens,
         breakpoints=prompt.breakpoints,
         inference_geo=geo if isinstance(geo, str) else None,
         message_id="msg_emu" + hashlib.sha256(f"{prompt.digest}\0{text}".encode()).hexdigest()[:20],
+        thinking=thinking,
     )
+
+
+def _thinking(params: dict[str, Any], prompt: prompt_mod.Prompt) -> str | None:
+    """With extended thinking on, a thinking block comes first, as it does from the API:
+    a runner that takes `content[0]` as the answer must fail here."""
+    config = params.get("thinking")
+    if isinstance(config, dict) and config.get("type") in ("enabled", "adaptive"):
+        return f"Emulated thinking about prompt {prompt.digest}."
+    return None
 
 
 def _reply(
@@ -105,8 +119,16 @@ def message(record: Record, usage: Mapping[str, Any]) -> dict[str, Any]:
         "type": "message",
         "role": "assistant",
         "model": record.model,
-        "content": [{"type": "text", "text": record.text}],
+        "content": _content(record),
         "stop_reason": record.stop_reason,
         "stop_sequence": None,
         "usage": usage,
     }
+
+
+def _content(record: Record) -> list[dict[str, Any]]:
+    text = {"type": "text", "text": record.text}
+    if record.thinking is None:
+        return [text]
+    signature = "emu" + record.message_id.removeprefix("msg_emu")
+    return [{"type": "thinking", "thinking": record.thinking, "signature": signature}, text]

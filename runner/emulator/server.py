@@ -75,6 +75,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_PUT(self) -> None:
+        self._handle("PUT")  # no such endpoint: answered with the API's 404 envelope
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are logged through structlog in `_handle` instead."""
 
@@ -94,8 +100,13 @@ class Handler(BaseHTTPRequestHandler):
         except errors.ApiError as exc:
             status = exc.status
             self._send_error(exc)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client went away (for example it abandoned a results stream): normal.
+            self.close_connection = True
+            status = 499
         except Exception:
             log.get("batchrun.emulator").exception("emulator bug", path=url.path)
+            self.close_connection = True  # a response may be half written: start afresh
             status = 500
             self._send_error(errors.ApiError(500, "api_error", "Internal emulator error"))
         self._log(method, url.path, endpoint, status, started)
@@ -129,14 +140,34 @@ class Handler(BaseHTTPRequestHandler):
             raise errors.invalid("anthropic-version: header is required")
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("content-length") or 0)
         limit = self.server.service.config.max_body_bytes
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            body = self._read_chunked()
+            if len(body) > limit:
+                raise _too_large()
+            return body
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            self.close_connection = True  # the body's end is unknown: drop the connection
+            raise errors.invalid("Content-Length: not a number") from None
         if length > limit:
             self._drain(length)
-            raise errors.ApiError(
-                413, "request_too_large", "Request exceeds the maximum allowed number of bytes."
-            )
+            raise _too_large()
+        # One read of the whole body: the fastest way in, and a single copy in memory.
         return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        """A chunked request body (SDK callers that pass a generator as `content`)."""
+        parts: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline().strip():  # trailers end with an empty line
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
 
     def _drain(self, length: int) -> None:
         # Reading the rejected body keeps the connection usable and lets the client see the
@@ -292,8 +323,15 @@ def _fault_error(fault: HttpFault, endpoint: str) -> errors.ApiError:
     if fault.should_retry is not None:
         headers["x-should-retry"] = "true" if fault.should_retry else "false"
     message = f"Emulated {kind} on {endpoint} (http_faults)"
-    return errors.ApiError(fault.status, kind, message, headers)
+    details = {"error_code": fault.error_code} if fault.error_code else None
+    return errors.ApiError(fault.status, kind, message, headers, details)
 
 
 def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
+
+
+def _too_large() -> errors.ApiError:
+    return errors.ApiError(
+        413, "request_too_large", "Request exceeds the maximum allowed number of bytes."
+    )

@@ -4,8 +4,8 @@ generated outside it."""
 
 from __future__ import annotations
 
-import hashlib
 import math
+import secrets
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +20,7 @@ from runner.emulator.state import Batch, finalize
 from runner.emulator.store import Store
 
 MAX_LIST_LIMIT = 1000
+SYNC_SUMMARY_LIMIT = 2_000  # smaller batches are ready at once: tests need no polling
 
 
 class Service:
@@ -33,6 +34,7 @@ class Service:
         self._batches: dict[str, Batch] = {}
         self._submissions: dict[str, int] = {}
         self._calls: dict[str, int] = {}
+        self._workers: list[threading.Thread] = []
         self._faulted: dict[str, int] = {}
         if store is not None:
             for batch in store.load():
@@ -40,8 +42,8 @@ class Service:
 
     def _adopt(self, batch: Batch) -> None:
         self._batches[batch.id] = batch
-        for record in batch.records:
-            self._submissions[record.custom_id] = self._submissions.get(record.custom_id, 0) + 1
+        for cid in batch.custom_ids:
+            self._submissions[cid] = self._submissions.get(cid, 0) + 1
 
     # -- state machine ---------------------------------------------------------------------
 
@@ -51,7 +53,9 @@ class Service:
         with self._lock:
             now = self.clock.now()
             drain = self.config.cancel_drain_s
-            due = [b for b in self._batches.values() if b.ended_at is None]
+            due = [
+                b for b in self._batches.values() if b.ended_at is None and b.records is not None
+            ]
             due = [b for b in due if b.end_time(drain) <= now]
             for batch in sorted(due, key=lambda b: (b.end_time(drain), b.seq)):
                 finalize(batch, batch.end_time(drain), self.faults, self._cache)
@@ -71,28 +75,55 @@ class Service:
     # -- endpoints -------------------------------------------------------------------------
 
     def create(self, body: bytes, ctx: Context, origin: str) -> tuple[dict[str, Any], bool]:
-        """A new batch as JSON, and whether the response must fail after the commit."""
+        """A new batch as JSON, and whether the response must fail after the commit.
+
+        Only the synchronous checks run before answering; summarising a large batch's
+        requests happens in a background thread so a 256 MB create is accepted in about
+        the time it takes to read and parse it.
+        """
         requests = intake.parse(body, self.config.max_requests_per_batch)
-        del body
-        records = intake.records(requests, ctx, self.config.responses)
+        custom_ids = [r["custom_id"] for r in requests]
         with self._lock:
             now = self.settle()
-            self._check_queue(len(records), now)
+            self._check_queue(len(custom_ids), now)
             seq = max((b.seq for b in self._batches.values()), default=0) + 1
-            attempts = []
-            for record in records:
-                attempts.append(self._submissions.get(record.custom_id, 0))
-                self._submissions[record.custom_id] = attempts[-1] + 1
+            attempts = [self._submissions.get(cid, 0) for cid in custom_ids]
+            for cid in custom_ids:
+                self._submissions[cid] = self._submissions.get(cid, 0) + 1
             batch = Batch(
-                _batch_id(self.config.seed, seq), seq, now, self.faults.latency(), records, attempts
+                _batch_id(seq),
+                seq,
+                now,
+                self.faults.latency(),
+                custom_ids,
+                attempts,
             )
             self._batches[batch.id] = batch
+            answer = wire.batch_json(batch, origin, now), self.faults.commit_then_fail()
+        if len(custom_ids) <= SYNC_SUMMARY_LIMIT:
+            self._summarise(batch, requests, ctx)
+        else:
+            worker = threading.Thread(
+                target=self._summarise, args=(batch, requests, ctx), name="emulator-intake"
+            )
+            self._workers.append(worker)
+            worker.start()
+        return answer
+
+    def _summarise(self, batch: Batch, requests: list[Any], ctx: Context) -> None:
+        records = intake.records(requests, ctx, self.config.responses)
+        with self._lock:
+            batch.records = records
             self._save(batch, new=True)
-            return wire.batch_json(batch, origin, now), self.faults.commit_then_fail()
+
+    def close(self) -> None:
+        """Wait for background intake so no thread outlives the server."""
+        for worker in self._workers:
+            worker.join()
 
     def _check_queue(self, incoming: int, now: float) -> None:
         busy = [b for b in self._batches.values() if b.ended_at is None]
-        queued = sum(len(b.records) for b in busy)
+        queued = sum(len(b.custom_ids) for b in busy)
         if queued + incoming <= self.config.queue_limit:
             return
         soonest = min((b.end_time(self.config.cancel_drain_s) for b in busy), default=now)
@@ -197,10 +228,11 @@ class Service:
         return self.settle()
 
 
-def _batch_id(seed: int, seq: int) -> str:
+def _batch_id(seq: int) -> str:
     # The sequence number leads the id so list cursors still work after a batch is deleted.
-    tail = hashlib.sha256(f"{seed}:{seq}".encode()).hexdigest()[:16]
-    return f"msgbatch_{seq:08d}{tail}"
+    # The random tail keeps ids unique across emulator restarts without --state: a runner
+    # holding an old id must get a 404, never somebody else's batch.
+    return f"msgbatch_{seq:08d}{secrets.token_hex(8)}"
 
 
 def _seq_of(batch_id: str, name: str) -> int:

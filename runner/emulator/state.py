@@ -15,6 +15,7 @@ from runner.emulator import catalog
 from runner.emulator.caching import PromptCache
 from runner.emulator.faults import Faults
 from runner.emulator.responder import Record
+from runner.emulator.usage import Usage
 
 DAY = 86_400.0
 EXPIRY_S = 1 * DAY
@@ -26,13 +27,14 @@ class Outcome:
     """The final result of one request; `cost_usd` is what it bills (0 unless succeeded)."""
 
     kind: str
-    usage: dict[str, Any] | None = None
+    usage: Usage | None = None
     error_type: str | None = None
     error_message: str | None = None
     cost_usd: float = 0.0
 
     def to_row(self) -> list[Any]:
-        return [self.kind, self.usage, self.error_type, self.error_message, self.cost_usd]
+        usage = list(self.usage) if self.usage is not None else None  # orjson: no NamedTuple
+        return [self.kind, usage, self.error_type, self.error_message, self.cost_usd]
 
 
 @dataclass
@@ -41,8 +43,11 @@ class Batch:
     seq: int
     created_at: float
     latency: float
-    records: list[Record]
+    custom_ids: list[str]
     attempts: list[int]
+    # None while a large batch is still being summarised in the background: such a batch
+    # cannot end yet, exactly as a real batch still being ingested cannot.
+    records: list[Record] | None = field(default=None, repr=False)
     cancel_at: float | None = None
     ended_at: float | None = None
     outcomes: list[Outcome] | None = field(default=None, repr=False)
@@ -69,12 +74,12 @@ class Batch:
         return min(end, self.expires_at)
 
     def done_at(self, index: int) -> float:
-        return self.created_at + self.latency * (index + 1) / len(self.records)
+        return self.created_at + self.latency * (index + 1) / len(self.custom_ids)
 
     def counts(self) -> dict[str, int]:
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         if self.outcomes is None:
-            counts["processing"] = len(self.records)
+            counts["processing"] = len(self.custom_ids)
         else:
             for outcome in self.outcomes:
                 counts[outcome.kind] += 1
@@ -83,6 +88,7 @@ class Batch:
 
 def finalize(batch: Batch, end: float, faults: Faults, cache: PromptCache) -> None:
     """End `batch` at `end`: every request gets its final outcome, counts move at once."""
+    assert batch.records is not None
     leftover = "expired" if end >= batch.expires_at else "canceled"
     outcomes = []
     for i, record in enumerate(batch.records):
@@ -108,5 +114,5 @@ def _outcome(
         return Outcome("errored", error_type=fate, error_message=message)
     usage = cache.usage(record, at)
     model = catalog.find(record.model)
-    cost = catalog.batch_cost_usd(model, usage, record.inference_geo == "us") if model else 0.0
+    cost = catalog.batch_cost_usd(model, usage) if model else 0.0
     return Outcome("succeeded", usage=usage, cost_usd=cost)

@@ -18,11 +18,11 @@ def compute(batches: Sequence[Batch], now: float) -> dict[str, Any]:
     concurrent: dict[str, set[str]] = {}
     cost = 0.0
     for batch in batches:
-        for i, record in enumerate(batch.records):
-            earlier = seen.setdefault(record.custom_id, [])
+        for i, custom_id in enumerate(batch.custom_ids):
+            earlier = seen.setdefault(custom_id, [])
             for other in earlier:
                 if other.ended_at is None or other.ended_at > batch.created_at:
-                    concurrent.setdefault(record.custom_id, set()).update((other.id, batch.id))
+                    concurrent.setdefault(custom_id, set()).update((other.id, batch.id))
             earlier.append(batch)
             if batch.outcomes is None:
                 continue
@@ -30,12 +30,12 @@ def compute(batches: Sequence[Batch], now: float) -> dict[str, Any]:
             kinds[outcome.kind] += 1
             cost += outcome.cost_usd
             if outcome.kind == "succeeded":
-                succeeded.setdefault(record.custom_id, []).append(batch.id)
+                succeeded.setdefault(custom_id, []).append(batch.id)
     return {
         "batches_created": len(batches),
         "batches_deleted": sum(1 for b in batches if b.deleted),
-        "requests_received": sum(len(b.records) for b in batches),
-        "requests_processing": sum(len(b.records) for b in batches if b.outcomes is None),
+        "requests_received": sum(len(b.custom_ids) for b in batches),
+        "requests_processing": sum(len(b.custom_ids) for b in batches if b.outcomes is None),
         "results_succeeded": kinds["succeeded"],
         "results_errored": kinds["errored"],
         "results_canceled": kinds["canceled"],

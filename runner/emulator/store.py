@@ -7,12 +7,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from runner.emulator.prompt import Breakpoint  # noqa: F401  (records carry breakpoints)
 from runner.emulator.responder import Record
 from runner.emulator.state import Batch, Outcome
+from runner.emulator.usage import Usage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -56,6 +57,7 @@ class Store:
         mutable = (batch.cancel_at, batch.ended_at, int(batch.deleted), outcomes)
         with self._lock:
             if new:
+                assert batch.records is not None
                 records = orjson.dumps([r.to_row() for r in batch.records])
                 self._db.execute(
                     "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -85,17 +87,24 @@ class Store:
 def _batch(row: tuple[object, ...]) -> Batch:
     seq, bid, created, latency, cancel_at, ended_at, deleted, records, attempts, outcomes = row
     assert isinstance(records, bytes) and isinstance(attempts, bytes)
+    rows = [Record.from_row(r) for r in orjson.loads(records)]
     batch = Batch(
         id=str(bid),
         seq=int(seq),  # type: ignore[call-overload]
         created_at=float(created),  # type: ignore[arg-type]
         latency=float(latency),  # type: ignore[arg-type]
-        records=[Record.from_row(r) for r in orjson.loads(records)],
+        custom_ids=[r.custom_id for r in rows],
         attempts=list(orjson.loads(attempts)),
+        records=rows,
         cancel_at=None if cancel_at is None else float(cancel_at),  # type: ignore[arg-type]
         ended_at=None if ended_at is None else float(ended_at),  # type: ignore[arg-type]
         deleted=bool(deleted),
     )
     if isinstance(outcomes, bytes):
-        batch.outcomes = [Outcome(*row) for row in orjson.loads(outcomes)]
+        batch.outcomes = [_outcome(row) for row in orjson.loads(outcomes)]
     return batch
+
+
+def _outcome(row: list[Any]) -> Outcome:
+    kind, usage, error_type, error_message, cost = row
+    return Outcome(kind, Usage(*usage) if usage else None, error_type, error_message, cost)

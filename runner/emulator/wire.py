@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,16 +41,26 @@ def page(items: Sequence[dict[str, Any]], has_more: bool) -> dict[str, Any]:
 
 
 def result_lines(batch: Batch) -> Iterator[bytes]:
-    """One serialised MessageBatchIndividualResponse per request (3.5), generated lazily."""
-    assert batch.outcomes is not None
-    for record, outcome in zip(batch.records, batch.outcomes, strict=True):
-        yield orjson.dumps({"custom_id": record.custom_id, "result": _result(record, outcome)})
+    """One serialised MessageBatchIndividualResponse per request (3.5), generated lazily.
+
+    The API does not keep request order, so neither does the emulator: lines come in an
+    order shuffled per batch (the same on every download), and a runner that matches on
+    position instead of custom_id fails here rather than in production.
+    """
+    records, outcomes = batch.records, batch.outcomes
+    assert outcomes is not None and records is not None
+    order = list(range(len(records)))
+    random.Random(batch.id).shuffle(order)  # noqa: S311 (an order, not a secret)
+    for i in order:
+        yield orjson.dumps(
+            {"custom_id": records[i].custom_id, "result": _result(records[i], outcomes[i])}
+        )
 
 
 def _result(record: responder.Record, outcome: Outcome) -> dict[str, Any]:
     if outcome.kind == "succeeded":
         assert outcome.usage is not None
-        return {"type": "succeeded", "message": responder.message(record, outcome.usage)}
+        return {"type": "succeeded", "message": responder.message(record, outcome.usage.as_json())}
     if outcome.kind == "errored":
         error = {"type": outcome.error_type, "message": outcome.error_message}
         return {"type": "errored", "error": {"type": "error", "error": error, "request_id": None}}

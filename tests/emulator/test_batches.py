@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import anthropic
 import httpx2
+import orjson
 import pytest
 from anthropic import Anthropic
-from anthropic.types.messages import MessageBatch
+from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
 from runner.emulator import Emulator
 from tests.emulator.conftest import SLOW, request, requests, sdk
@@ -131,3 +132,45 @@ def test_delete_lifecycle(emulator_factory: Callable[..., Emulator]) -> None:
     with pytest.raises(anthropic.NotFoundError):
         slow_client.messages.batches.delete(batch.id)
     slow_client.close()
+
+
+def test_every_result_kind_validates_strictly(emulator_factory: Callable[..., Emulator]) -> None:
+    """The SDK builds result lines without validation, so validate each kind here."""
+    emu = emulator_factory(
+        {"latency": {"min_s": 100, "max_s": 100}, "outcomes": {"errored": 0.5}, "seed": 4}
+    )
+    with sdk(emu, max_retries=0) as client:
+        batch = client.messages.batches.create(requests=requests(8))
+        emu.advance(50)
+        client.messages.batches.cancel(batch.id)
+        emu.advance(1)
+        response = client.get(f"/v1/messages/batches/{batch.id}/results", cast_to=httpx2.Response)
+        body = response.read()
+    assert body.endswith(b"\n") and b"\r" not in body and b"\n\n" not in body
+    kinds = set()
+    for raw in body.splitlines():
+        line = MessageBatchIndividualResponse.model_validate(orjson.loads(raw), strict=False)
+        kinds.add(line.result.type)
+        if line.result.type == "errored":
+            assert line.result.error.error.type == "api_error"
+            assert line.result.error.request_id is None
+    assert kinds == {"succeeded", "errored", "canceled"}
+
+
+def test_abandoned_results_stream_leaves_server_healthy(emu: Emulator) -> None:
+    """A client that stops reading a large results stream does not upset the server."""
+    with sdk(emu, max_retries=0) as client:
+        batch = client.messages.batches.create(requests=requests(1_500))
+        with client.messages.batches.with_streaming_response.results(batch.id) as response:
+            next(response.iter_bytes(1024))
+    with sdk(emu, max_retries=0) as client:
+        assert client.messages.batches.retrieve(batch.id).processing_status == "ended"
+
+
+def test_results_order_is_not_request_order(client: Anthropic) -> None:
+    """Like the API, results come in no particular order (stable per batch)."""
+    batch = client.messages.batches.create(requests=requests(30))
+    first = [line.custom_id for line in client.messages.batches.results(batch.id)]
+    again = [line.custom_id for line in client.messages.batches.results(batch.id)]
+    assert first == again and sorted(first) == sorted(f"r{i}" for i in range(30))
+    assert first != [f"r{i}" for i in range(30)]

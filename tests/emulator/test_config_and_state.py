@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anthropic
 import pytest
 from click.testing import CliRunner
 
@@ -94,3 +95,14 @@ def test_cli_reports_bad_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["emulator", "--config", str(path)])
     assert result.exit_code == 1
     assert "queue_limit" in result.output and "fix:" in result.output
+
+
+def test_restart_without_state_never_reuses_ids() -> None:
+    """A runner holding an id from a previous emulator gets a 404, not another batch."""
+    with start() as emu, sdk(emu, max_retries=0) as client:
+        old = client.messages.batches.create(requests=requests(1)).id
+    with start() as emu, sdk(emu, max_retries=0) as client:
+        new = client.messages.batches.create(requests=requests(1)).id
+        assert new != old
+        with pytest.raises(anthropic.NotFoundError):
+            client.messages.batches.retrieve(old)

@@ -115,7 +115,7 @@ def test_results_truncated_mid_line(emulator_factory: Callable[..., Emulator]) -
         with pytest.raises(httpx2.RemoteProtocolError):
             for line in client.messages.batches.results(batch.id):
                 seen.append(line.custom_id)
-        assert seen == ["r0", "r1", "r2"]
+        assert len(seen) == 3 and set(seen) < {f"r{i}" for i in range(6)}
     assert emu.stats()["http_calls"]["results"] == 1
 
 
@@ -167,3 +167,14 @@ def test_queue_limit_is_429(emulator_factory: Callable[..., Emulator]) -> None:
         assert 1 <= float(info.value.response.headers["retry-after"]) <= 30
         emu.advance(31)
         assert client.messages.batches.create(requests=requests(3, prefix="q")).id
+
+
+def test_fault_error_code_maps_to_sdk_class(emulator_factory: Callable[..., Emulator]) -> None:
+    """error_code lands in error.details; the SDK picks its dedicated exception class."""
+    fault = _fault("create", 429, should_retry=False, error_code="enforced_spend_limit_reached")
+    emu = emulator_factory(fault)
+    client = sdk(emu, max_retries=2)
+    with client, pytest.raises(anthropic.EnforcedSpendLimitReachedError) as info:
+        client.messages.batches.create(requests=requests(1))
+    assert info.value.error_code == "enforced_spend_limit_reached"
+    assert emu.stats()["http_calls"]["create"] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 import pytest
@@ -108,3 +109,17 @@ def test_clock_advance_over_http(client: anthropic.Anthropic, slow_emu: Emulator
         assert slow.messages.batches.retrieve(batch.id).processing_status == "ended"
         stats = slow.get("/_emulator/stats", cast_to=object)
         assert isinstance(stats, dict) and stats["results_succeeded"] == 1
+
+
+def test_concurrent_cancels_agree(emulator_factory: Callable[..., Emulator]) -> None:
+    """Cancels racing each other from several threads all see one cancel time."""
+    emu = _slow(emulator_factory, cancel_drain_s=30.0)
+    with sdk(emu, max_retries=0) as client:
+        batch = client.messages.batches.create(requests=requests(3))
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: client.messages.batches.cancel(batch.id), range(16)))
+        assert {a.processing_status for a in answers} == {"canceling"}
+        assert len({a.cancel_initiated_at for a in answers}) == 1
+        emu.advance(31)
+        ended = client.messages.batches.retrieve(batch.id)
+        assert ended.request_counts.canceled == 3 and ended.request_counts.processing == 0

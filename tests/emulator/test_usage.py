@@ -131,3 +131,23 @@ def test_response_rules(emulator_factory: Callable[..., Emulator]) -> None:
     assert results["r-1"].message.stop_reason == "refusal"  # type: ignore[union-attr]
     assert results["err-1"].error.error.type == "overloaded_error"  # type: ignore[union-attr]
     assert "Emulated reply" in results["n"].message.content[0].text  # type: ignore[union-attr]
+
+
+def test_extended_thinking_block_first(client: Anthropic) -> None:
+    """With thinking on, a thinking block precedes the text and counts as output."""
+    params = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 2000,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [{"role": "user", "content": "think first"}],
+    }
+    bad = {**params, "thinking": {"type": "enabled", "budget_tokens": 5000}}
+    batch = client.messages.batches.create(
+        requests=[{"custom_id": "t", "params": params}, {"custom_id": "b", "params": bad}]
+    )
+    results = {line.custom_id: line.result for line in client.messages.batches.results(batch.id)}
+    message = results["t"].message  # type: ignore[union-attr]
+    assert [block.type for block in message.content] == ["thinking", "text"]
+    details = message.usage.output_tokens_details
+    assert details is not None and 0 < details.thinking_tokens < message.usage.output_tokens
+    assert "budget_tokens" in results["b"].error.error.message  # type: ignore[union-attr]

@@ -181,3 +181,15 @@ def test_count_tokens(client: Anthropic) -> None:
         client.messages.count_tokens(model="nope", messages=[{"role": "user", "content": "a"}])
     with pytest.raises(anthropic.BadRequestError):
         client.messages.count_tokens(model="claude-sonnet-4-5", messages=[])
+
+
+def test_chunked_request_body(client: Anthropic) -> None:
+    """A generator body is sent chunked; the emulator reads it like any other."""
+    parts = [
+        b'{"requests":[',
+        b'{"custom_id":"c","params":{"model":"claude-sonnet-4-5",',
+        b'"max_tokens":5,"messages":[{"role":"user","content":"hi"}]}}]}',
+    ]
+    batch = client.post("/v1/messages/batches", cast_to=MessageBatch, content=iter(parts))
+    assert batch.request_counts.processing == 1
+    assert client.messages.batches.retrieve(batch.id).id == batch.id
