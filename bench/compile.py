@@ -88,6 +88,7 @@ def child(job_path: Path, mode: str, out_dir: Path) -> dict[str, float]:
         for chunk in comp.make_chunks(comp.iter_requests(job), job.max_requests, job.max_bytes):
             body_bytes += len(chunk.body)
             requests += len(chunk.custom_ids)
+            del chunk  # as the executor does once a chunk is submitted
     seconds = time.perf_counter() - start
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"seconds": seconds, "requests": requests, "bytes": body_bytes, "rss_mb": rss_kb / 1024}

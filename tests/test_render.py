@@ -189,3 +189,38 @@ def test_params_may_not_repeat_core_fields(tmp_path: Path) -> None:
     job = dataclasses.replace(job, params={"system": "other"})
     with pytest.raises(InputError, match=r"params\.system is set by the job's own"):
         Renderer(job)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"id": "a-1"},
+        {"id": 7},
+        {"id": 7.5},
+        {"id": True},
+        {"id": None},
+        {"id": {"nested": 1}},
+        {"items": "shadowed by dict.items"},
+    ],
+)
+@pytest.mark.parametrize("key", ["{{ record.id }}", "{{record.items}}", "{{ input.record.id }}"])
+def test_key_shortcut_renders_as_jinja_does(
+    tmp_path: Path, record: dict[str, object], key: str
+) -> None:
+    """The direct lookup for `{{ a.b }}` keys gives exactly Jinja's text, or defers to it."""
+    from runner.inputs import InputItem
+    from runner.render import CompiledTemplate, KeyRenderer
+
+    job = write_job(
+        tmp_path, {"a.jsonl": "{}\n"}, input={"jsonl": "a.jsonl", "key": key}, prompt="x"
+    )
+    item = InputItem("1", None, {"record": record, "line": 1})
+    assert job.input.key is not None
+    context = {**item.context, "vars": {}, "job": {}, "input": item.context}
+    try:
+        expected = CompiledTemplate(job.input.key).render(context, "x")
+    except InputError:
+        with pytest.raises(InputError):
+            KeyRenderer(job).render(item)
+        return
+    assert KeyRenderer(job).render(item) == expected
