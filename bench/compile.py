@@ -17,6 +17,7 @@ import argparse
 import json
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -120,7 +121,12 @@ def bench(sizes: list[int], runs: int, modes: list[str]) -> None:
             folder.mkdir()
             job_path = make_fixture(folder, n)
             for mode in modes:
-                results = [run_once(job_path, mode, folder / "compiled") for _ in range(runs)]
+                results = []
+                for i in range(runs):
+                    # A fresh folder per run: removing the last run's files is not compiling.
+                    out = folder / f"compiled-{mode}-{i}"
+                    results.append(run_once(job_path, mode, out))
+                    shutil.rmtree(out, ignore_errors=True)
                 seconds = statistics.median(r["seconds"] for r in results)
                 peak = statistics.median(r["rss_mb"] for r in results)
                 body_mb = results[0]["bytes"] / 1e6

@@ -148,6 +148,7 @@ class _Estimator:
         self.prices = pricing.price_for(job.model, job.pricing)
         self.tokens = Tokens("count_tokens" if count_tokens else "local")
         self.cost = Cost() if self.prices else None
+        self.geo = job.params.get("inference_geo")
         self.system = self._system_blocks()
         self.tokens.prefix_per_request = self._prefix_tokens()
         self.cache_note = self._cache_note()
@@ -188,7 +189,8 @@ class _Estimator:
         prefix = self.tokens.prefix_per_request
         total = self._prompt_tokens(params, line, prefix)
         rest = total - prefix if self.tokens.cached else total
-        usage: dict[str, Any] = {"input_tokens": rest}
+        # A job asking for US-only inference pays the 1.1x multiplier (where it applies).
+        usage: dict[str, Any] = {"input_tokens": rest, "inference_geo": self.geo}
         if self.tokens.cached:
             first = self.tokens.cache_writes == 0 and self.tokens.cache_reads == 0
             if first:

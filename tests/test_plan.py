@@ -97,6 +97,11 @@ def test_cached_estimate_hand_computed(tmp_path: Path) -> None:
     assert "first request writes ~1,000 tokens" in plan.cache_note
 
 
+def test_us_inference_geo_param_costs_1_1x(tmp_path: Path) -> None:
+    plan = plan_.make_plan(_job(tmp_path, params={"inference_geo": "us"}))
+    assert plan.cost is not None and plan.cost.batch_usd == pytest.approx(0.004 * 1.1)
+
+
 def test_prefix_below_minimum_is_not_cached(tmp_path: Path) -> None:
     """400 tokens is under Sonnet 5.5's 512: the prefix is billed as plain input."""
     plan = plan_.make_plan(_job(tmp_path, system={"text": "s" * 1600, "cache": "5m"}))
