@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from runner import compile as comp
 from runner import plan as plan_
+from runner import plan_format
 from runner.cli import cli
 from runner.errors import BudgetExceeded, InputError
 from runner.records import RequestState, RequestStatus
@@ -125,7 +126,7 @@ def test_image_counts_a_fixed_figure(tmp_path: Path) -> None:
 def test_unknown_model_cost_unknown(tmp_path: Path) -> None:
     plan = plan_.make_plan(_job(tmp_path, model="claude-mythos-preview"))
     assert plan.cost is None
-    assert "cost unknown" in plan_.format_plan(plan)
+    assert "cost unknown" in plan_format.format_plan(plan)
 
 
 def test_unknown_cost_with_a_budget_is_refused(tmp_path: Path) -> None:
