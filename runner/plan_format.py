@@ -19,7 +19,7 @@ def format_plan(plan: Plan) -> str:
         ("budget", _budget_row(plan)),
     ]
     if plan.cost is not None:
-        rows.append(("prices", f"as of {plan.cost.as_of}: {plan.cost.prices}"))
+        rows.append(("prices", f"table as of {plan.cost.as_of} (source: {plan.cost.prices})"))
     lines = [f"{plan.job}  ({plan.model})"]
     lines += [f"  {label:<14} {text}" for label, text in rows]
     return "\n".join(lines)
@@ -39,10 +39,10 @@ def _chunks_row(chunks: list[ChunkPlan]) -> str:
     if not chunks:
         return "nothing to submit"
     requests = sum(ch.requests for ch in chunks)
-    megabytes = sum(ch.bytes for ch in chunks) / 1e6
+    size = _size(sum(ch.bytes for ch in chunks))
     betas = sorted({b for ch in chunks for b in ch.betas})
     noun = "batch" if len(chunks) == 1 else "batches"
-    text = f"{len(chunks):,} {noun}: {requests:,} requests, {megabytes:,.1f} MB"
+    text = f"{len(chunks):,} {noun}: {requests:,} requests, {size}"
     return text + (f", betas {','.join(betas)}" if betas else "")
 
 
@@ -72,3 +72,7 @@ def _budget_row(plan: Plan) -> str:
         return f"{usd(plan.budget_usd)}: cannot be checked, cost unknown"
     verdict = "OVER BUDGET" if plan.over_budget else "within"
     return f"{usd(plan.budget_usd)}: {verdict} (checked against the upper bound)"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} kB"

@@ -14,11 +14,12 @@ from click.testing import CliRunner
 
 from runner import compile as comp
 from runner import plan as plan_
-from runner import plan_format
+from runner import plan_format, spec
 from runner.cli import cli
 from runner.errors import BudgetExceeded, InputError
 from runner.records import RequestState, RequestStatus
 from runner.spec import JobSpec
+from tests.conftest import REPO
 from tests.jobkit import write_job
 
 SYSTEM_4000 = "s" * 4000  # 1,000 tokens by the local rule
@@ -197,3 +198,10 @@ def test_count_tokens_needs_the_backend(tmp_path: Path, monkeypatch: pytest.Monk
     job = _job(tmp_path)
     result = CliRunner().invoke(cli, ["plan", "--count-tokens", str(job.path)])
     assert result.exit_code == 1 and "needs the API backend" in result.output
+
+
+def test_repository_quickstart_plans() -> None:
+    """The shipped example job compiles and plans from the repository's own data."""
+    plan = plan_.make_plan(spec.load_job(REPO / "jobs" / "quickstart.yaml"))
+    assert plan.counts.inputs == plan.counts.new > 0
+    assert plan.cost is not None and len(plan.chunks) == 1
