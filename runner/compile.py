@@ -1,7 +1,10 @@
 """Compile: items -> requests with deterministic custom_ids -> chunks, the exact POST bodies.
 
-A request's `line` is serialised once, by orjson with sorted keys: the same bytes give its
-custom_id (sha256) and go into the chunk body, so what is hashed is what is sent.
+A request's params are serialised twice by orjson: with sorted keys for its custom_id (so
+the id does not depend on how a mapping happens to be ordered), and in their natural order
+for the chunk body, because order can carry meaning the API keeps (a tool's or an output
+schema's `properties` are generated in the order given). The shared system prompt is
+serialised once per job in both forms and spliced in as an `orjson.Fragment`.
 """
 
 from __future__ import annotations
@@ -104,17 +107,19 @@ def iter_compiled(job: JobSpec) -> Iterator[tuple[CompiledRequest, dict[str, Any
     batch may hold (`batch.max_bytes`, or the API's per-request limit), naming the input.
     """
     renderer = Renderer(job)
-    # The system prompt is the same for every request: serialise it once.
-    system = orjson.Fragment(orjson.dumps(renderer.system, option=_SORT))
+    system_sorted = orjson.Fragment(orjson.dumps(renderer.system, option=_SORT))
+    system_natural = orjson.Fragment(orjson.dumps(renderer.system))
     seed = _id_seed(job.name, job.betas)
     betas = normal_betas(job.betas)
     limit = min(API_MAX_REQUEST_BYTES, body_limit(job.max_bytes) - BODY_OVERHEAD)
     for item in iter_inputs(job):
         params = renderer.params(item)
         if renderer.system is not None:
-            params["system"] = system
-        params_bytes = orjson.dumps(params, option=_SORT)
-        cid = _finish_id(seed, item.key, params_bytes)
+            params["system"] = system_sorted
+        cid = _finish_id(seed, item.key, orjson.dumps(params, option=_SORT))
+        if renderer.system is not None:
+            params["system"] = system_natural
+        params_bytes = orjson.dumps(params)
         line = b'{"custom_id":"' + cid.encode("ascii") + b'","params":' + params_bytes + b"}"
         if len(line) > limit:
             raise too_large(item.key, len(line), limit)
