@@ -12,7 +12,7 @@ from typing import Any
 import click
 import orjson
 
-from runner import log, spec, validate
+from runner import emulator, log, spec, validate
 from runner.errors import BatchrunError
 
 EXIT_OK = 0
@@ -70,10 +70,15 @@ def cli(log_format: log.LogFormat, log_level: str) -> None:
 
 
 @cli.command("validate")
-@jobs_argument
+# Folders and missing files are accepted here so that they are reported like any other
+# problem, beside the other files' findings, with exit 1.
+@click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def validate_cmd(jobs: tuple[Path, ...], fmt: str) -> None:
-    """Check job files; print every problem as FILE:LINE:COL: $.path: message."""
+    """Check job files; print every problem as FILE:LINE:COL: $.path: message.
+
+    Exit 0 when every file is valid (warnings allowed), 1 otherwise.
+    """
     sys.exit(_guard(lambda: _validate(jobs, fmt)))
 
 
@@ -151,6 +156,32 @@ def _plan(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> int:
 def schema_cmd() -> None:
     """Print the job file JSON Schema."""
     click.echo(spec.schema_text(), nl=False)
+
+
+@cli.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/JSON emulator config: faults, latency, limits, scripted responses.",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file keeping batches and results across restarts (default: in memory).",
+)
+@click.option("--api-key", help="Accept only this API key (default: any non-empty key).")
+def emulator_cmd(
+    host: str, port: int, config_file: Path | None, state: Path | None, api_key: str | None
+) -> None:
+    """Serve a local Message Batches API emulator until interrupted."""
+    sys.exit(
+        _guard(
+            lambda: emulator.serve(config_file, host=host, port=port, api_key=api_key, state=state)
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -32,6 +32,22 @@ def write_job(
     folder: Path, files: dict[str, str | bytes] | None = None, **overrides: Any
 ) -> JobSpec:
     """Write `files` (relative path -> content) and a job file into `folder`, load it."""
+    return spec.load_job(_write(folder, files, overrides))
+
+
+def unchecked_job(
+    folder: Path, files: dict[str, str | bytes] | None = None, **overrides: Any
+) -> JobSpec:
+    """Like `write_job`, but skip the static template checks of `validate`.
+
+    For defence-in-depth tests: the renderer must refuse what validation would have caught.
+    """
+    job_path = _write(folder, files, overrides)
+    loaded = spec.load_yaml(job_path.read_text(encoding="utf-8"), job_path.name)
+    return spec.build_spec(job_path, loaded.data, loaded.positions, loaded.text_starts)
+
+
+def _write(folder: Path, files: dict[str, str | bytes] | None, overrides: dict[str, Any]) -> Path:
     for rel, content in (files or {}).items():
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,9 +55,11 @@ def write_job(
             path.write_bytes(content)
         else:
             path.write_text(content, encoding="utf-8")
+    if overrides.get("input", {}).get("as", "text") != "text" and "prompt" not in overrides:
+        overrides["prompt"] = "Summarise {{ input.name }}"  # binary inputs have no input.text
     job_path = folder / "job.yaml"
     job_path.write_text(yaml.safe_dump(base_doc(**overrides), sort_keys=False), encoding="utf-8")
-    return spec.load_job(job_path)
+    return job_path
 
 
 def png_bytes(width: int = 2, height: int = 2) -> bytes:

@@ -10,7 +10,7 @@ import pytest
 from runner.errors import InputError
 from runner.inputs import iter_inputs
 from runner.render import Renderer, render_params
-from tests.jobkit import png_bytes, write_job
+from tests.jobkit import png_bytes, unchecked_job, write_job
 
 
 def _params(
@@ -111,7 +111,9 @@ def test_blocks_go_with_the_last_user_turn(tmp_path: Path) -> None:
 
 
 def test_undefined_variable_names_input_and_line(tmp_path: Path) -> None:
-    job = write_job(tmp_path, {"data/a.txt": "x"}, prompt="line one\nline two {{ input.nope }}\n")
+    job = unchecked_job(
+        tmp_path, {"data/a.txt": "x"}, prompt="line one\nline two {{ input.nope }}\n"
+    )
     (item,) = iter_inputs(job)
     prompt = job.prompt
     assert prompt is not None
@@ -139,7 +141,7 @@ def test_record_missing_a_template_field(tmp_path: Path) -> None:
 
 def test_prompt_file_error_points_into_that_file(tmp_path: Path) -> None:
     (tmp_path / "p.j2").write_text("a\nb\n{{ missing }}\n", encoding="utf-8")
-    job = write_job(tmp_path, {"data/a.txt": "x"}, prompt=None, prompt_file="p.j2")
+    job = unchecked_job(tmp_path, {"data/a.txt": "x"}, prompt=None, prompt_file="p.j2")
     with pytest.raises(InputError, match=r"p\.j2:3: \$\.prompt_file: input 'data/a\.txt'"):
         [render_params(job, item) for item in iter_inputs(job)]
 
@@ -156,7 +158,7 @@ def test_prompt_file_error_points_into_that_file(tmp_path: Path) -> None:
     ],
 )
 def test_sandbox_escapes_are_refused(tmp_path: Path, escape: str) -> None:
-    job = write_job(tmp_path, {"data/a.txt": "x"}, prompt=escape)
+    job = unchecked_job(tmp_path, {"data/a.txt": "x"}, prompt=escape)
     (item,) = iter_inputs(job)
     with pytest.raises(InputError, match=r"refused by the template sandbox|has no attribute .__"):
         render_params(job, item)
@@ -171,7 +173,7 @@ def test_sandbox_error_message_is_clear(tmp_path: Path) -> None:
 
 def test_system_prompt_cannot_use_input(tmp_path: Path) -> None:
     """The system prompt is rendered once per job, so per-input variables are undefined."""
-    job = write_job(tmp_path, {"data/a.txt": "x"}, system="{{ input.text }}")
+    job = unchecked_job(tmp_path, {"data/a.txt": "x"}, system="{{ input.text }}")
     with pytest.raises(InputError, match=r"system prompt: 'input' is undefined"):
         Renderer(job)
 
