@@ -8,10 +8,11 @@ docs/cost-estimates.md.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -328,18 +329,20 @@ def check_budget(plan: Plan) -> None:
 
 
 def backend_count_tokens() -> CountTokens:
-    """The count_tokens endpoint through `runner.backend` (the only module that may import
-    the SDK). Raises `BatchrunError` while that module does not provide `count_tokens`."""
-    import importlib
-
+    """The count_tokens endpoint through `runner.backend`, the only module that may use the
+    SDK: `Backend.connect().count_tokens(params) -> int` (or a module-level `count_tokens`).
+    Raises `BatchrunError` while the backend provides neither."""
     try:
-        backend = importlib.import_module("runner.backend")
+        backend: Any = importlib.import_module("runner.backend")
     except ImportError:
         backend = None
     counter = getattr(backend, "count_tokens", None)
+    client_class: Any = getattr(backend, "Backend", None)
+    if counter is None and hasattr(client_class, "count_tokens"):
+        counter = client_class.connect().count_tokens
     if counter is None:
         raise BatchrunError(
-            "--count-tokens needs the API backend (runner.backend.count_tokens), which this "
-            "build does not have yet: run `batchrun plan` without it for a local estimate"
+            "--count-tokens needs the API backend's count_tokens call, which this build "
+            "does not have yet: run `batchrun plan` without it for a local estimate"
         )
-    return counter  # type: ignore[no-any-return]
+    return cast(CountTokens, counter)

@@ -200,6 +200,29 @@ def test_count_tokens_needs_the_backend(tmp_path: Path, monkeypatch: pytest.Monk
     assert result.exit_code == 1 and "needs the API backend" in result.output
 
 
+def test_count_tokens_through_the_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `Backend.count_tokens`, plan --count-tokens reports exact input counts."""
+
+    class FakeBackend:
+        @classmethod
+        def connect(cls) -> FakeBackend:
+            return cls()
+
+        def count_tokens(self, params: Mapping[str, Any]) -> int:
+            return 7 + (1000 if "system" in params else 0)
+
+    module = types.ModuleType("runner.backend")
+    module.Backend = FakeBackend  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "runner.backend", module)
+    job = _job(tmp_path)
+    result = CliRunner().invoke(cli, ["plan", "--json", "--count-tokens", str(job.path)])
+    assert result.exit_code == 0, result.output
+    (data,) = orjson.loads(result.output)
+    assert data["tokens"]["method"] == "count_tokens"
+    assert data["tokens"]["prefix_per_request"] == 1000
+    assert data["tokens"]["uncached_input"] == 21
+
+
 def test_repository_quickstart_plans() -> None:
     """The shipped example job compiles and plans from the repository's own data."""
     plan = plan_.make_plan(spec.load_job(REPO / "jobs" / "quickstart.yaml"))
