@@ -27,7 +27,8 @@ def format_plan(plan: Plan) -> str:
 
 def _requests_row(c: Counts) -> str:
     text = f"{c.to_submit:,} to submit ({c.new:,} new, {c.to_retry:,} to retry)"
-    text += f"; {c.unchanged:,} unchanged ({c.done:,} done, {c.in_flight:,} in flight)"
+    text += f"; {c.unchanged:,} unchanged since the last run"
+    text += f" ({c.done:,} done, {c.in_flight:,} in flight, {c.to_retry:,} to retry)"
     if c.superseded:
         text += f"; {c.superseded:,} changed since their last run (results will be replaced)"
     if c.removed:

@@ -174,6 +174,16 @@ def test_plan_cli_table(tmp_path: Path) -> None:
     assert "<= $0.0040 at batch prices" in out and "standard API <= $0.0080" in out
 
 
+def test_plan_table_with_state(tmp_path: Path) -> None:
+    job = _job(tmp_path, n=4)
+    reqs = list(comp.iter_requests(job))
+    states = {reqs[0].custom_id: _state(reqs[0], "succeeded")}
+    states[reqs[1].custom_id] = _state(reqs[1], "retry")
+    text = plan_format.format_plan(plan_.make_plan(job, states))
+    assert "3 to submit (2 new, 1 to retry)" in text
+    assert "2 unchanged since the last run (1 done, 0 in flight, 1 to retry)" in text
+
+
 def test_plan_cli_json(tmp_path: Path) -> None:
     job = _job(tmp_path)
     result = CliRunner().invoke(cli, ["plan", "--json", str(job.path)])
