@@ -92,6 +92,11 @@ class CompiledTemplate:
         except jinja2.TemplateError as exc:
             line = getattr(exc, "lineno", None) or _template_line(exc.__traceback__)
             raise InputError(f"{self._where(line)}: {who}: {exc.message or exc}") from None
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            # An expression that fails on this input's data (`{{ record.n + 1 }}` on a
+            # string): the input's problem, not batchrun's, so it is reported like one.
+            line = _template_line(exc.__traceback__)
+            raise InputError(f"{self._where(line)}: {who}: {type(exc).__name__}: {exc}") from None
 
     def _where(self, lineno: int | None) -> str:
         line = self.template.line + (lineno or 1) - 1

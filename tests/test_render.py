@@ -139,6 +139,20 @@ def test_record_missing_a_template_field(tmp_path: Path) -> None:
         renderer.params(second)
 
 
+def test_expression_failing_on_the_data_is_an_input_error(tmp_path: Path) -> None:
+    """A template expression that raises on one input's data names it, with the line."""
+    job = write_job(
+        tmp_path,
+        {"a.jsonl": '{"n": 1}\n{"n": "x"}\n'},
+        input={"jsonl": "a.jsonl"},
+        prompt="Value:\n{{ input.record.n + 1 }}",
+    )
+    first, second = iter_inputs(job)
+    assert render_params(job, first)["messages"] == [{"role": "user", "content": "Value:\n2"}]
+    with pytest.raises(InputError, match=r"job\.yaml:\d+: \$\.prompt: input '2': TypeError"):
+        render_params(job, second)
+
+
 def test_prompt_file_error_points_into_that_file(tmp_path: Path) -> None:
     (tmp_path / "p.j2").write_text("a\nb\n{{ missing }}\n", encoding="utf-8")
     job = unchecked_job(tmp_path, {"data/a.txt": "x"}, prompt=None, prompt_file="p.j2")
