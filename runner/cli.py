@@ -138,6 +138,7 @@ def plan_cmd(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> None:
 def _plan(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> int:
     # Imported here, not at the top: the other commands never need the compile stack.
     from runner import plan as plan_
+    from runner import plan_format
 
     counter = plan_.backend_count_tokens() if count_tokens else None
     # No stored state is read yet: the executor's store will supply it (all requests new).
@@ -145,7 +146,7 @@ def _plan(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> int:
     if as_json:
         click.echo(orjson.dumps([p.as_dict() for p in plans], option=orjson.OPT_INDENT_2))
     else:
-        click.echo("\n\n".join(plan_.format_plan(p) for p in plans))
+        click.echo("\n\n".join(plan_format.format_plan(p) for p in plans))
     for p in plans:
         plan_.check_budget(p)
     return EXIT_OK

@@ -159,10 +159,15 @@ def matching_files(job: JobSpec) -> list[str]:
     excludes = [glob_regex(p) for p in job.input.exclude]
     prefix = _literal_prefix(pattern)
     root = job.base_dir / prefix
+    # Without `**`, nothing deeper than the pattern's own depth can match: do not walk it.
+    prefix_depth = prefix.count("/") + 1 if prefix else 0
+    max_depth = None if "**" in pattern else pattern.count("/") - prefix_depth
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
-        dirs.sort()
         rel_folder = Path(folder).relative_to(root).as_posix()
+        depth = 0 if rel_folder == "." else rel_folder.count("/") + 1
+        if max_depth is not None and depth >= max_depth:
+            dirs.clear()
         for name in files:
             rel = posixpath.normpath(posixpath.join(prefix, rel_folder, name))
             if include.match(rel) and not any(x.match(rel) for x in excludes):

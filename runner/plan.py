@@ -8,10 +8,11 @@ docs/cost-estimates.md.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -148,9 +149,13 @@ class _Estimator:
         self.prices = pricing.price_for(job.model, job.pricing)
         self.tokens = Tokens("count_tokens" if count_tokens else "local")
         self.cost = Cost() if self.prices else None
+        self.geo = job.params.get("inference_geo")
         self.system = self._system_blocks()
         self.tokens.prefix_per_request = self._prefix_tokens()
         self.cache_note = self._cache_note()
+        self._prefix_written = False
+        ttl = job.system.cache if job.system is not None else None
+        self._write_field = f"ephemeral_{ttl or '5m'}_input_tokens"
 
     def _system_blocks(self) -> list[dict[str, Any]] | None:
         return Renderer(self.job).system
@@ -166,6 +171,7 @@ class _Estimator:
         return max(with_system - self.count_tokens({"model": model, "messages": probe}), 0)
 
     def _cache_note(self) -> str:
+        """Decide whether the prefix is cached (sets `tokens.cached`) and say why."""
         system = self.job.system
         prefix = self.tokens.prefix_per_request
         if system is None or system.cache is None:
@@ -188,25 +194,17 @@ class _Estimator:
         prefix = self.tokens.prefix_per_request
         total = self._prompt_tokens(params, line, prefix)
         rest = total - prefix if self.tokens.cached else total
-        usage: dict[str, Any] = {"input_tokens": rest}
-        if self.tokens.cached:
-            first = self.tokens.cache_writes == 0 and self.tokens.cache_reads == 0
-            if first:
-                self.tokens.cache_writes += prefix
-                ttl = (
-                    "ephemeral_1h_input_tokens"
-                    if self._ttl() == "1h"
-                    else "ephemeral_5m_input_tokens"
-                )
-                usage["cache_creation"] = {ttl: prefix}
-            else:
-                self.tokens.cache_reads += prefix
-                usage["cache_read_input_tokens"] = prefix
+        # A job asking for US-only inference pays the 1.1x multiplier (where it applies).
+        usage: dict[str, Any] = {"input_tokens": rest, "inference_geo": self.geo}
+        if self.tokens.cached and not self._prefix_written:
+            self._prefix_written = True
+            self.tokens.cache_writes += prefix
+            usage["cache_creation"] = {self._write_field: prefix}
+        elif self.tokens.cached:
+            self.tokens.cache_reads += prefix
+            usage["cache_read_input_tokens"] = prefix
         self.tokens.uncached_input += rest
         self._add_output_and_cost(usage)
-
-    def _ttl(self) -> str | None:
-        return self.job.system.cache if self.job.system is not None else None
 
     def _prompt_tokens(self, params: Mapping[str, Any], line: bytes, prefix: int) -> int:
         if self.count_tokens is None:
@@ -307,6 +305,11 @@ class _ChunkTally:
         return [*self._closed, *self._open.values()]
 
 
+def usd(value: float) -> str:
+    """Money for people: cents, or four decimals below a cent so small costs do not read 0."""
+    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
+
+
 def check_budget(plan: Plan) -> None:
     """Raise `BudgetExceeded` with the figures when the plan's upper-bound batch cost is
     above the job's `budget.max_usd`, or when a budget is set but the cost is unknown (a
@@ -318,103 +321,28 @@ def check_budget(plan: Plan) -> None:
         )
     if plan.over_budget and plan.cost is not None:
         raise BudgetExceeded(
-            f"{plan.job}: estimated cost {_usd(plan.cost.batch_usd)} at batch prices "
-            f"(output at max_tokens; typical {_usd(plan.cost.batch_typical_usd)}) is above "
-            f"budget.max_usd {_usd(plan.budget_usd or 0)} for {plan.counts.to_submit:,} requests: "
+            f"{plan.job}: estimated cost {usd(plan.cost.batch_usd)} at batch prices "
+            f"(output at max_tokens; typical {usd(plan.cost.batch_typical_usd)}) is above "
+            f"budget.max_usd {usd(plan.budget_usd or 0)} for {plan.counts.to_submit:,} requests: "
             "raise the budget, lower max_tokens, or submit fewer inputs"
         )
 
 
-# ---------------------------------------------------------------------------------------
-# Human-readable output
-
-
-def _usd(value: float) -> str:
-    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
-
-
-def format_plan(plan: Plan) -> str:
-    """A compact table of one job's plan, for a terminal."""
-    c, t = plan.counts, plan.tokens
-    rows = [
-        ("inputs", f"{c.inputs:,} found"),
-        ("requests", _requests_row(c)),
-        ("batches", _chunks_row(plan.chunks)),
-        ("input tokens", _input_tokens_row(t)),
-        ("output tokens", f"<= {t.output_max:,} (max_tokens each); typical ~{t.output_typical:,}"),
-        ("cost", _cost_row(plan)),
-        ("cache", plan.cache_note),
-        ("budget", _budget_row(plan)),
-    ]
-    if plan.cost is not None:
-        rows.append(("prices", f"as of {plan.cost.as_of}: {plan.cost.prices}"))
-    lines = [f"{plan.job}  ({plan.model})"]
-    lines += [f"  {label:<14} {text}" for label, text in rows]
-    return "\n".join(lines)
-
-
-def _requests_row(c: Counts) -> str:
-    text = f"{c.to_submit:,} to submit ({c.new:,} new, {c.to_retry:,} to retry)"
-    text += f"; {c.unchanged:,} unchanged ({c.done:,} done, {c.in_flight:,} in flight)"
-    if c.superseded:
-        text += f"; {c.superseded:,} changed since their last run (results will be replaced)"
-    if c.removed:
-        text += f"; {c.removed:,} no longer inputs"
-    return text
-
-
-def _chunks_row(chunks: list[ChunkPlan]) -> str:
-    if not chunks:
-        return "nothing to submit"
-    requests = sum(ch.requests for ch in chunks)
-    megabytes = sum(ch.bytes for ch in chunks) / 1e6
-    betas = sorted({b for ch in chunks for b in ch.betas})
-    noun = "batch" if len(chunks) == 1 else "batches"
-    text = f"{len(chunks):,} {noun}: {requests:,} requests, {megabytes:,.1f} MB"
-    return text + (f", betas {','.join(betas)}" if betas else "")
-
-
-def _input_tokens_row(t: Tokens) -> str:
-    how = "exact (count_tokens)" if t.method == "count_tokens" else "estimate: chars/4"
-    text = f"~{t.uncached_input:,} uncached"
-    if t.cached:
-        text += f" + {t.cache_writes:,} cache write + {t.cache_reads:,} cache read"
-    return f"{text} ({how})"
-
-
-def _cost_row(plan: Plan) -> str:
-    cost = plan.cost
-    if cost is None:
-        return f"cost unknown: no price for {plan.model} (set pricing: in the job)"
-    saving = cost.standard_usd - cost.batch_usd
-    return (
-        f"<= {_usd(cost.batch_usd)} at batch prices (typical {_usd(cost.batch_typical_usd)}); "
-        f"standard API <= {_usd(cost.standard_usd)}, batch saves {_usd(saving)}"
-    )
-
-
-def _budget_row(plan: Plan) -> str:
-    if plan.budget_usd is None:
-        return "none set"
-    if plan.cost is None:
-        return f"{_usd(plan.budget_usd)}: cannot be checked, cost unknown"
-    verdict = "OVER BUDGET" if plan.over_budget else "within"
-    return f"{_usd(plan.budget_usd)}: {verdict} (checked against the upper bound)"
-
-
 def backend_count_tokens() -> CountTokens:
-    """The count_tokens endpoint through `runner.backend` (the only module that may import
-    the SDK). Raises `BatchrunError` while that module does not provide `count_tokens`."""
-    import importlib
-
+    """The count_tokens endpoint through `runner.backend`, the only module that may use the
+    SDK: `Backend.connect().count_tokens(params) -> int` (or a module-level `count_tokens`).
+    Raises `BatchrunError` while the backend provides neither."""
     try:
-        backend = importlib.import_module("runner.backend")
+        backend: Any = importlib.import_module("runner.backend")
     except ImportError:
         backend = None
     counter = getattr(backend, "count_tokens", None)
+    client_class: Any = getattr(backend, "Backend", None)
+    if counter is None and hasattr(client_class, "count_tokens"):
+        counter = client_class.connect().count_tokens
     if counter is None:
         raise BatchrunError(
-            "--count-tokens needs the API backend (runner.backend.count_tokens), which this "
-            "build does not have yet: run `batchrun plan` without it for a local estimate"
+            "--count-tokens needs the API backend's count_tokens call, which this build "
+            "does not have yet: run `batchrun plan` without it for a local estimate"
         )
-    return counter  # type: ignore[no-any-return]
+    return cast(CountTokens, counter)

@@ -153,7 +153,7 @@ def cache_writes(usage: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def cost_usd(
-    usage: Mapping[str, Any], prices: Prices, *, batch: bool = True, model: str | None = None
+    usage: Mapping[str, Any], prices: Prices, batch: bool = True, *, model: str | None = None
 ) -> float:
     """The cost in USD of one succeeded result from its `usage` (api-contract 8.4).
 

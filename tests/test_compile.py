@@ -67,8 +67,8 @@ def test_custom_id_changes_with_any_part(
     assert comp.custom_id(*change) != comp.custom_id("j", "k", {"model": "m"}, ())
 
 
-def test_request_line_is_the_hashed_params(tmp_path: Path) -> None:
-    """The line holds params exactly as `custom_id` hashes them, under that id."""
+def test_request_line_holds_the_rendered_params(tmp_path: Path) -> None:
+    """The line is the params in their natural order, under the id `custom_id` gives."""
     job = write_job(
         tmp_path, _files(2), system={"text": "Sys {{ job.name }}", "cache": "5m"}, betas=["b1"]
     )
@@ -78,7 +78,7 @@ def test_request_line_is_the_hashed_params(tmp_path: Path) -> None:
         line = orjson.loads(request.line)
         assert line == {"custom_id": request.custom_id, "params": params}
         assert request.custom_id == comp.custom_id(job.name, item.key, params, job.betas)
-        assert request.line == orjson.dumps(line, option=orjson.OPT_SORT_KEYS)
+        assert request.line == orjson.dumps(line)  # natural order: model first
         assert request.betas == ("b1",) and request.input_path == item.path
 
 
@@ -227,3 +227,12 @@ def test_compile_cli_input_error_exits_1(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"data/a.txt": ""})
     result = CliRunner().invoke(cli, ["compile", str(job.path), "--out", str(tmp_path / "c")])
     assert result.exit_code == 1 and "empty" in result.output
+
+
+def test_schema_property_order_is_kept_in_the_body(tmp_path: Path) -> None:
+    """Order inside params can matter to the API (schemas), so the body keeps it."""
+    schema = {"type": "object", "properties": {"zeta": {"type": "string"}, "alpha": {}}}
+    job = write_job(tmp_path, _files(1), params={"output_config": {"format": schema}})
+    (request,) = comp.iter_requests(job)
+    assert request.line.index(b'"zeta"') < request.line.index(b'"alpha"')
+    assert request.line.index(b'"model"') < request.line.index(b'"messages"')

@@ -51,6 +51,27 @@ def test_glob_recurses_excludes_and_sorts(tmp_path: Path) -> None:
     assert keys == ["data/a.txt", "data/b.txt", "data/sub/deeper/c.txt"]
 
 
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("*.txt", ["top.txt"]),
+        ("data/*.txt", ["data/a.txt"]),
+        ("data/*/*.txt", ["data/sub/b.txt"]),
+        ("data/**/*.txt", ["data/a.txt", "data/sub/b.txt", "data/sub/deep/c.txt"]),
+        ("**/*.txt", ["data/a.txt", "data/sub/b.txt", "data/sub/deep/c.txt", "top.txt"]),
+        ("data/sub/deep/c.txt", ["data/sub/deep/c.txt"]),
+    ],
+)
+def test_glob_depths(tmp_path: Path, pattern: str, expected: list[str]) -> None:
+    files: dict[str, str | bytes] = {
+        "top.txt": "t",
+        "data/a.txt": "a",
+        "data/sub/b.txt": "b",
+        "data/sub/deep/c.txt": "c",
+    }
+    assert _keys(tmp_path, files, input={"glob": pattern}) == expected
+
+
 def test_glob_skips_folders_that_match(tmp_path: Path) -> None:
     (tmp_path / "data" / "folder.txt").mkdir(parents=True)
     assert _keys(tmp_path, {"data/a.txt": "a"}) == ["data/a.txt"]

@@ -14,10 +14,12 @@ from click.testing import CliRunner
 
 from runner import compile as comp
 from runner import plan as plan_
+from runner import plan_format, spec
 from runner.cli import cli
 from runner.errors import BudgetExceeded, InputError
 from runner.records import RequestState, RequestStatus
 from runner.spec import JobSpec
+from tests.conftest import REPO
 from tests.jobkit import write_job
 
 SYSTEM_4000 = "s" * 4000  # 1,000 tokens by the local rule
@@ -97,6 +99,11 @@ def test_cached_estimate_hand_computed(tmp_path: Path) -> None:
     assert "first request writes ~1,000 tokens" in plan.cache_note
 
 
+def test_us_inference_geo_param_costs_1_1x(tmp_path: Path) -> None:
+    plan = plan_.make_plan(_job(tmp_path, params={"inference_geo": "us"}))
+    assert plan.cost is not None and plan.cost.batch_usd == pytest.approx(0.004 * 1.1)
+
+
 def test_prefix_below_minimum_is_not_cached(tmp_path: Path) -> None:
     """400 tokens is under Sonnet 5.5's 512: the prefix is billed as plain input."""
     plan = plan_.make_plan(_job(tmp_path, system={"text": "s" * 1600, "cache": "5m"}))
@@ -120,7 +127,7 @@ def test_image_counts_a_fixed_figure(tmp_path: Path) -> None:
 def test_unknown_model_cost_unknown(tmp_path: Path) -> None:
     plan = plan_.make_plan(_job(tmp_path, model="claude-mythos-preview"))
     assert plan.cost is None
-    assert "cost unknown" in plan_.format_plan(plan)
+    assert "cost unknown" in plan_format.format_plan(plan)
 
 
 def test_unknown_cost_with_a_budget_is_refused(tmp_path: Path) -> None:
@@ -167,6 +174,16 @@ def test_plan_cli_table(tmp_path: Path) -> None:
     assert "<= $0.0040 at batch prices" in out and "standard API <= $0.0080" in out
 
 
+def test_plan_table_with_state(tmp_path: Path) -> None:
+    job = _job(tmp_path, n=4)
+    reqs = list(comp.iter_requests(job))
+    states = {reqs[0].custom_id: _state(reqs[0], "succeeded")}
+    states[reqs[1].custom_id] = _state(reqs[1], "retry")
+    text = plan_format.format_plan(plan_.make_plan(job, states))
+    assert "3 to submit (2 new, 1 to retry)" in text
+    assert "2 unchanged since the last run (1 done, 0 in flight, 1 to retry)" in text
+
+
 def test_plan_cli_json(tmp_path: Path) -> None:
     job = _job(tmp_path)
     result = CliRunner().invoke(cli, ["plan", "--json", str(job.path)])
@@ -191,3 +208,33 @@ def test_count_tokens_needs_the_backend(tmp_path: Path, monkeypatch: pytest.Monk
     job = _job(tmp_path)
     result = CliRunner().invoke(cli, ["plan", "--count-tokens", str(job.path)])
     assert result.exit_code == 1 and "needs the API backend" in result.output
+
+
+def test_count_tokens_through_the_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `Backend.count_tokens`, plan --count-tokens reports exact input counts."""
+
+    class FakeBackend:
+        @classmethod
+        def connect(cls) -> FakeBackend:
+            return cls()
+
+        def count_tokens(self, params: Mapping[str, Any]) -> int:
+            return 7 + (1000 if "system" in params else 0)
+
+    module = types.ModuleType("runner.backend")
+    module.Backend = FakeBackend  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "runner.backend", module)
+    job = _job(tmp_path)
+    result = CliRunner().invoke(cli, ["plan", "--json", "--count-tokens", str(job.path)])
+    assert result.exit_code == 0, result.output
+    (data,) = orjson.loads(result.output)
+    assert data["tokens"]["method"] == "count_tokens"
+    assert data["tokens"]["prefix_per_request"] == 1000
+    assert data["tokens"]["uncached_input"] == 21
+
+
+def test_repository_quickstart_plans() -> None:
+    """The shipped example job compiles and plans from the repository's own data."""
+    plan = plan_.make_plan(spec.load_job(REPO / "jobs" / "quickstart.yaml"))
+    assert plan.counts.inputs == plan.counts.new > 0
+    assert plan.cost is not None and len(plan.chunks) == 1

@@ -139,6 +139,20 @@ def test_record_missing_a_template_field(tmp_path: Path) -> None:
         renderer.params(second)
 
 
+def test_expression_failing_on_the_data_is_an_input_error(tmp_path: Path) -> None:
+    """A template expression that raises on one input's data names it, with the line."""
+    job = write_job(
+        tmp_path,
+        {"a.jsonl": '{"n": 1}\n{"n": "x"}\n'},
+        input={"jsonl": "a.jsonl"},
+        prompt="Value:\n{{ input.record.n + 1 }}",
+    )
+    first, second = iter_inputs(job)
+    assert render_params(job, first)["messages"] == [{"role": "user", "content": "Value:\n2"}]
+    with pytest.raises(InputError, match=r"job\.yaml:\d+: \$\.prompt: input '2': TypeError"):
+        render_params(job, second)
+
+
 def test_prompt_file_error_points_into_that_file(tmp_path: Path) -> None:
     (tmp_path / "p.j2").write_text("a\nb\n{{ missing }}\n", encoding="utf-8")
     job = unchecked_job(tmp_path, {"data/a.txt": "x"}, prompt=None, prompt_file="p.j2")
@@ -191,3 +205,38 @@ def test_params_may_not_repeat_core_fields(tmp_path: Path) -> None:
     job = dataclasses.replace(job, params={"system": "other"})
     with pytest.raises(InputError, match=r"params\.system is set by the job's own"):
         Renderer(job)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"id": "a-1"},
+        {"id": 7},
+        {"id": 7.5},
+        {"id": True},
+        {"id": None},
+        {"id": {"nested": 1}},
+        {"items": "shadowed by dict.items"},
+    ],
+)
+@pytest.mark.parametrize("key", ["{{ record.id }}", "{{record.items}}", "{{ input.record.id }}"])
+def test_key_shortcut_renders_as_jinja_does(
+    tmp_path: Path, record: dict[str, object], key: str
+) -> None:
+    """The direct lookup for `{{ a.b }}` keys gives exactly Jinja's text, or defers to it."""
+    from runner.inputs import InputItem
+    from runner.render import CompiledTemplate, KeyRenderer
+
+    job = write_job(
+        tmp_path, {"a.jsonl": "{}\n"}, input={"jsonl": "a.jsonl", "key": key}, prompt="x"
+    )
+    item = InputItem("1", None, {"record": record, "line": 1})
+    assert job.input.key is not None
+    context = {**item.context, "vars": {}, "job": {}, "input": item.context}
+    try:
+        expected = CompiledTemplate(job.input.key).render(context, "x")
+    except InputError:
+        with pytest.raises(InputError):
+            KeyRenderer(job).render(item)
+        return
+    assert KeyRenderer(job).render(item) == expected
