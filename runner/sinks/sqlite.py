@@ -169,6 +169,10 @@ class SqliteSink:
 
     def _setup(self) -> None:
         conn = self._connection()
+        # Rows are ~2-3 KB (the answer, and the message holding it again): 16 KiB pages
+        # take ~30% less time per row than 4 KiB. Only applies to a database created now.
+        conn.execute("PRAGMA page_size = 16384")
+        # WAL: readers (someone querying the table mid-run) never block the writer.
         conn.execute("PRAGMA journal_mode = WAL")
         # FULL: a committed batch survives a power cut, since the executor marks results
         # written right after, and would not re-apply them.
