@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,10 @@ from runner.sinks.files import (
     SinkRecordErrors,
     key_filename,
     parse_json_answer,
+    render,
 )
 from runner.spec import FileContent, OutputSpec
+from tests.conftest import REPO
 
 
 def rec(
@@ -152,8 +156,24 @@ def test_json_answer_may_be_fenced(text: str) -> None:
     assert parse_json_answer("k", text) == {"a": 1}
 
 
+def test_json_keeps_big_integers_and_unicode_exact() -> None:
+    assert parse_json_answer("k", '{"id": 123456789012345678901234567890}') == {
+        "id": 123456789012345678901234567890
+    }
+    assert render(rec("k", None, '["é", 1.5]'), "json") == '[\n  "é",\n  1.5\n]\n'.encode()
+
+
 @pytest.mark.parametrize(
-    "text", ["not json", 'Here it is:\n```json\n{"a": 1}\n```', "{'a': 1}", ""]
+    "text",
+    [
+        "NaN",
+        "[Infinity]",
+        "1e400",
+        "not json",
+        'Here it is:\n```json\n{"a": 1}\n```',
+        "{'a': 1}",
+        "",
+    ],
 )
 def test_non_json_answer_fails_clearly_for_that_input(text: str) -> None:
     with pytest.raises(SinkRecordError, match="not JSON") as info:
@@ -206,6 +226,42 @@ def test_crash_between_sink_write_and_state_commit(tmp_path: Path) -> None:
     second.close()
     assert tree(tmp_path / "out") == {"x.txt.md": b"1", "y.txt.md": b"2", "z.txt.md": b"3"}
     assert inode(tmp_path / "out/x.txt.md") == kept
+
+
+KILLED_BEFORE_RENAME = """
+import os, sys
+from pathlib import Path
+from runner.sinks import atomic
+from runner.sinks.files import FilesSink
+from runner.spec import OutputSpec
+from tests.test_sink_files import rec
+
+calls = []
+real_replace = os.replace
+
+def dying_replace(*args, **kwargs):
+    calls.append(args)
+    if len(calls) == 2:
+        os._exit(9)  # killed with the second answer fsynced in its temp file, not renamed
+    real_replace(*args, **kwargs)
+
+atomic.os.replace = dying_replace
+sink = FilesSink(OutputSpec(type="files", path=Path(sys.argv[1])))
+sink.upsert([rec("k1", "x.txt", "1"), rec("k2", "y.txt", "2")])
+"""
+
+
+def test_a_process_killed_mid_write_leaves_a_temp_the_next_run_cleans(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run = [sys.executable, "-c", KILLED_BEFORE_RENAME, str(out)]
+    assert subprocess.run(run, cwd=REPO, check=False).returncode == 9
+    (temp,) = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert temp.startswith(".y.txt.md.") and temp.endswith(".batchrun-tmp")
+    assert tree(out) == {"x.txt.md": b"1", temp: b"2"}
+    s = FilesSink(output(tmp_path))
+    s.upsert([rec("k1", "x.txt", "1"), rec("k2", "y.txt", "2")])
+    s.close()
+    assert tree(out) == {"x.txt.md": b"1", "y.txt.md": b"2"}
 
 
 def test_torn_temp_files_are_cleaned_on_open(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
+import math
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -42,6 +44,7 @@ _RESERVED = frozenset(
 # What opening a folder with O_NOFOLLOW says when a symlink or a file is where it should be.
 _REFUSED_ERRNOS = frozenset({errno.ELOOP, errno.ENOTDIR, errno.EEXIST})
 _NAME_MAX = 255  # bytes per path component on every common filesystem
+_MESSAGE_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS
 _FENCED = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\r?\n(.*?)\r?\n?```$", re.DOTALL)
 
 
@@ -145,8 +148,9 @@ def render(record: ResultRecord, content: FileContent) -> bytes:
         except UnicodeEncodeError as e:
             raise SinkRecordError(record.input_key, f"the answer is not valid text ({e})") from None
     if content == "json":
-        return _dumps(parse_json_answer(record.input_key, record.text), sort=False)
-    return _dumps(record.message, sort=True)
+        value = parse_json_answer(record.input_key, record.text)
+        return json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+    return orjson.dumps(record.message, default=_plain, option=_MESSAGE_OPTIONS)
 
 
 def parse_json_answer(input_key: str, text: str) -> Any:
@@ -156,16 +160,21 @@ def parse_json_answer(input_key: str, text: str) -> Any:
     if fenced:
         body = fenced.group(1)
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
+        # The stdlib parser, not orjson: it keeps integers past 64 bits exact (ids!).
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+    except ValueError as e:  # JSONDecodeError, or a number JSON cannot hold
         raise SinkRecordError(input_key, f"the answer is not JSON ({e})") from None
 
 
-def _dumps(value: Any, *, sort: bool) -> bytes:
-    option = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
-    if sort:
-        option |= orjson.OPT_SORT_KEYS
-    return orjson.dumps(value, default=_plain, option=option)
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
 
 
 def _plain(value: Any) -> Any:
