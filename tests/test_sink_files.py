@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runner.errors import BatchrunError
 from runner.records import DeadLetter, ResultRecord
 from runner.sinks.files import (
     FilesSink,
@@ -406,3 +407,9 @@ def test_close_is_idempotent_and_later_writes_fail(tmp_path: Path) -> None:
     s.close()
     with pytest.raises(ValueError, match="closed"):
         s.upsert([rec()])
+
+
+def test_an_output_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "out").write_bytes(b"")
+    with pytest.raises(BatchrunError, match="must be a folder"):
+        FilesSink(output(tmp_path))

@@ -14,6 +14,7 @@ from typing import Any, overload
 import orjson
 import pytest
 
+from runner.errors import BatchrunError
 from runner.records import DeadLetter, ResultRecord
 from runner.sinks.sqlite import SqliteSink
 from runner.spec import OutputSpec
@@ -240,3 +241,19 @@ def test_close_is_idempotent_and_later_writes_fail(tmp_path: Path) -> None:
     s.close()
     with pytest.raises(ValueError, match="closed"):
         s.upsert([rec()])
+
+
+def test_a_foreign_table_of_the_same_name_is_refused(tmp_path: Path) -> None:
+    """Never write into a user's own table: say so, and leave it alone."""
+    (tmp_path / "out").mkdir()
+    with closing(sqlite3.connect(tmp_path / "out/results.db")) as conn:
+        conn.execute("CREATE TABLE job (id INTEGER PRIMARY KEY, note TEXT)")
+        conn.commit()
+    with pytest.raises(BatchrunError, match="table 'job' exists with other columns"):
+        SqliteSink(output(tmp_path), "job")
+
+
+def test_an_unopenable_database_path_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "out/results.db").mkdir(parents=True)
+    with pytest.raises(BatchrunError, match="cannot open the sqlite output"):
+        SqliteSink(output(tmp_path), "job")

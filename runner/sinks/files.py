@@ -21,6 +21,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -201,9 +202,8 @@ class FilesSink:
     def __init__(self, output: OutputSpec) -> None:
         self._content: FileContent = output.content
         self._suffix = output.suffix or DEFAULT_SUFFIX[output.content]
-        output.path.mkdir(parents=True, exist_ok=True)
+        self._root_fd: int | None = _open_root(output.path)
         atomic.remove_temps(output.path)
-        self._root_fd: int | None = os.open(output.path, os.O_RDONLY | os.O_DIRECTORY)
         self._dirty: set[tuple[str, ...]] = set()
         self._dead = DeadLetterFile(sidecar_path(output.path))
 
@@ -277,6 +277,15 @@ class FilesSink:
         for name in folder:
             fd = _step(fd, name, create=create)
         return fd
+
+
+def _open_root(path: Path) -> int:
+    """The output folder, created if missing; a clear error when it cannot be one."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileExistsError, NotADirectoryError) as e:
+        raise BatchrunError(f"output.path {str(path)!r} must be a folder: {e.strerror}") from e
 
 
 def _step(parent_fd: int, name: str, *, create: bool) -> int:

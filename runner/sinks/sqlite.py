@@ -14,10 +14,12 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from runner.errors import BatchrunError
 from runner.records import DeadLetter, ResultRecord
 from runner.spec import OutputSpec
 
@@ -150,6 +152,15 @@ def dead_row(letter: DeadLetter, updated_at: str) -> tuple[Any, ...]:
 # The sink
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """Autocommit mode: transactions are explicit, one per upsert call."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return sqlite3.connect(path, isolation_level=None)
+    except (OSError, sqlite3.Error) as e:
+        raise BatchrunError(f"cannot open the sqlite output {str(path)!r}: {e}") from e
+
+
 class SqliteSink:
     """`output.type: sqlite`. Safe to open on a database another sink run left behind,
     whatever it was doing when it stopped: SQLite rolls back an uncommitted transaction."""
@@ -158,10 +169,13 @@ class SqliteSink:
         self.table = output.table or default_table(job_name)
         self.dead_table = f"{self.table}_dead_letters"
         self._clock = clock
-        output.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode: transactions are explicit, one per upsert call.
-        self._conn: sqlite3.Connection | None = sqlite3.connect(output.path, isolation_level=None)
-        self._setup()
+        self._path = output.path
+        self._conn: sqlite3.Connection | None = _connect(output.path)
+        try:
+            self._setup()
+        except BaseException:
+            self.close()  # no connection left open behind a refused table
+            raise
         self._upsert_result = upsert_sql(self.table, RESULT_COLUMNS)
         self._upsert_dead = upsert_sql(self.dead_table, DEAD_COLUMNS)
         self._delete_dead = f"DELETE FROM {quote(self.dead_table)} WHERE input_key = ?"
@@ -181,8 +195,22 @@ class SqliteSink:
         with self._transaction() as c:
             c.execute(create_sql(self.table, RESULT_COLUMNS))
             c.execute(create_sql(self.dead_table, DEAD_COLUMNS))
+            self._check_columns(c, self.table, RESULT_COLUMNS)
+            self._check_columns(c, self.dead_table, DEAD_COLUMNS)
             index = quote(f"{self.table}_custom_id")
             c.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {quote(self.table)} (custom_id)")
+
+    def _check_columns(
+        self, conn: sqlite3.Connection, table: str, columns: tuple[tuple[str, str], ...]
+    ) -> None:
+        """Refuse a table of the same name that is not ours, before writing into it."""
+        found = [row[1] for row in conn.execute(f"PRAGMA table_info({quote(table)})")]
+        expected = [name for name, _ in columns]
+        if found != expected:
+            raise BatchrunError(
+                f"{self._path}: table {table!r} exists with other columns ({', '.join(found)}); "
+                "set output.table to a table batchrun may own"
+            )
 
     def upsert(self, records: Sequence[ResultRecord]) -> None:
         """Make each record its key's row, in one transaction; drop those keys' dead letters."""
