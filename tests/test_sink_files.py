@@ -237,14 +237,12 @@ from runner.sinks.files import FilesSink
 from runner.spec import OutputSpec
 from tests.test_sink_files import rec
 
-calls = []
 real_replace = os.replace
 
-def dying_replace(*args, **kwargs):
-    calls.append(args)
-    if len(calls) == 2:
-        os._exit(9)  # killed with the second answer fsynced in its temp file, not renamed
-    real_replace(*args, **kwargs)
+def dying_replace(src, dst, **kwargs):
+    if dst == "y.txt.md":
+        os._exit(9)  # killed with y's answer fsynced in its temp file, not renamed
+    real_replace(src, dst, **kwargs)
 
 atomic.os.replace = dying_replace
 sink = FilesSink(OutputSpec(type="files", path=Path(sys.argv[1])))
@@ -256,9 +254,10 @@ def test_a_process_killed_mid_write_leaves_a_temp_the_next_run_cleans(tmp_path: 
     out = tmp_path / "out"
     run = [sys.executable, "-c", KILLED_BEFORE_RENAME, str(out)]
     assert subprocess.run(run, cwd=REPO, check=False).returncode == 9
-    (temp,) = [p.name for p in out.iterdir() if p.name.startswith(".")]
-    assert temp.startswith(".y.txt.md.") and temp.endswith(".batchrun-tmp")
-    assert tree(out) == {"x.txt.md": b"1", temp: b"2"}
+    left = tree(out)  # x may or may not have landed: the writes run concurrently
+    (temp,) = [name for name in left if name.startswith(".y.txt.md.")]
+    assert temp.endswith(".batchrun-tmp") and left[temp] == b"2"
+    assert "y.txt.md" not in left
     s = FilesSink(output(tmp_path))
     s.upsert([rec("k1", "x.txt", "1"), rec("k2", "y.txt", "2")])
     s.close()
@@ -278,6 +277,20 @@ def test_a_changed_result_replaces_the_old_one(sink: FilesSink, tmp_path: Path) 
     sink.upsert([rec("k", "a.txt", "old", cid="c1")])
     sink.upsert([rec("k", "a.txt", "new answer", cid="c2")])
     assert tree(tmp_path / "out") == {"a.txt.md": b"new answer"}
+
+
+def test_a_key_twice_in_one_call_keeps_the_last(sink: FilesSink, tmp_path: Path) -> None:
+    """Files are written concurrently, yet the later record of a key wins, as in order."""
+    sink.upsert([rec("k", "a.txt", "first"), rec("j", "b.txt"), rec("k", "a.txt", "last")])
+    assert (tmp_path / "out/a.txt.md").read_bytes() == b"last"
+
+
+def test_many_inputs_across_folders_land_once_each(sink: FilesSink, tmp_path: Path) -> None:
+    records = [rec(f"k{i}", f"d{i % 7}/e{i % 3}/f{i}.txt", f"answer {i}") for i in range(300)]
+    sink.upsert(records)
+    sink.flush()
+    expected = {f"d{i % 7}/e{i % 3}/f{i}.txt.md": f"answer {i}".encode() for i in range(300)}
+    assert tree(tmp_path / "out") == expected
 
 
 def test_same_size_change_is_still_written(sink: FilesSink, tmp_path: Path) -> None:
@@ -323,6 +336,13 @@ def test_success_removes_the_dead_letter(sink: FilesSink, tmp_path: Path) -> Non
     assert [r["input_key"] for r in read_dead(tmp_path)] == ["b"]
     sink.upsert([rec("b", None, "fixed too")])
     assert not (tmp_path / "out.dead.jsonl").exists()
+
+
+def test_a_refused_record_keeps_its_dead_letter(sink: FilesSink, tmp_path: Path) -> None:
+    sink.upsert_dead([dead("a")])
+    with pytest.raises(SinkRecordErrors):
+        sink.upsert([rec("a", "../a.txt")])
+    assert [r["input_key"] for r in read_dead(tmp_path)] == ["a"]
 
 
 # ---------------------------------------------------------------------------------------

