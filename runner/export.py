@@ -3,8 +3,8 @@
 Reads any iterable of `ResultRecord` (the store's current results) and streams it out one
 record at a time, so memory stays flat whatever the job size.
 
-- JSONL: one object per line with every field of the record (`record_to_json`);
-  `record_from_json` reads a line back into an equal record.
+- JSONL: one object per line with every field of the record (`record_to_json`), the same
+  line the JSONL sink writes; `record_from_json` reads a line back into an equal record.
 - CSV: a header row of `CSV_COLUMNS`, then one row per record; usage figures flattened as
   `usage.<field>`, the message left out (use JSONL for it). Empty cell = null. Fields with
   commas, quotes or newlines are quoted (RFC 4180, CRLF line ends), so `csv.reader` reads
@@ -14,6 +14,7 @@ record at a time, so memory stays flat whatever the job size.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any, Literal, cast
@@ -25,21 +26,6 @@ from runner.records import ResultRecord
 Format = Literal["jsonl", "csv"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv")
 
-JSON_FIELDS = (
-    "input_key",
-    "input_path",
-    "custom_id",
-    "outcome",
-    "text",
-    "message",
-    "usage",
-    "cost_usd",
-    "batch_id",
-    "model",
-    "spec_hash",
-    "attempts",
-    "collected_at",
-)
 # Usage figures get a column each; the path is the key path inside `usage`.
 USAGE_COLUMNS: tuple[tuple[str, ...], ...] = (
     ("input_tokens",),
@@ -95,15 +81,15 @@ def _writer(out: IO[bytes] | IO[str]) -> Callable[[bytes], Any]:
 
 
 def record_to_json(record: ResultRecord) -> bytes:
-    """One JSONL line (with its newline) holding every field of the record."""
-    body = {name: getattr(record, name) for name in JSON_FIELDS}
-    return orjson.dumps(body, default=dict, option=orjson.OPT_APPEND_NEWLINE)
+    """One JSONL line (with its newline): every field of the record, in its declared order,
+    byte for byte the line the JSONL sink writes."""
+    return orjson.dumps(record, default=dict, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def record_from_json(line: bytes | str) -> ResultRecord:
-    """The record a `record_to_json` line holds."""
+    """The record a `record_to_json` line (or a JSONL sink line) holds."""
     body = orjson.loads(line)
-    return ResultRecord(**{name: body[name] for name in JSON_FIELDS})
+    return ResultRecord(**{f.name: body[f.name] for f in dataclasses.fields(ResultRecord)})
 
 
 def _export_jsonl(records: Iterable[ResultRecord], write: Callable[[bytes], Any]) -> int:

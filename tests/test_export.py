@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -158,3 +159,9 @@ def test_export_streams_without_reading_ahead() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown export format 'xml'"):
         export([], "xml", io.BytesIO())  # type: ignore[arg-type]
+
+
+def test_jsonl_line_is_the_jsonl_sinks_line() -> None:
+    """The JSONL sink writes `orjson.dumps(record)`: export gives the same bytes."""
+    record = rec("k", "text")
+    assert record_to_json(record) == orjson.dumps(record) + b"\n"

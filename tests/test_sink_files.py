@@ -338,6 +338,28 @@ def test_success_removes_the_dead_letter(sink: FilesSink, tmp_path: Path) -> Non
     assert not (tmp_path / "out.dead.jsonl").exists()
 
 
+def test_a_dead_letter_removes_the_inputs_answer(sink: FilesSink, tmp_path: Path) -> None:
+    """An input has a result or a dead letter, never both (as in the JSONL sink)."""
+    sink.upsert([rec("k1", "a/x.txt"), rec("k2", None), rec("k3", "b.txt")])
+    sink.upsert_dead([dead("k1", "a/x.txt"), dead("k2", None)])
+    sink.upsert_dead([dead("k1", "a/x.txt")])  # again: nothing left to remove
+    assert tree(tmp_path / "out") == {"b.txt.md": b"hello"}
+    assert [r["input_key"] for r in read_dead(tmp_path)] == ["k1", "k2"]
+
+
+def test_a_dead_letter_never_removes_anything_outside(tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside/x.txt.md").write_bytes(b"precious")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/link").symlink_to(tmp_path / "outside")
+    (tmp_path / "out/y.txt.md").symlink_to(tmp_path / "outside/x.txt.md")
+    s = FilesSink(output(tmp_path))
+    s.upsert_dead([dead("a", "link/x.txt"), dead("b", "../outside/x.txt"), dead("c", "y.txt")])
+    s.close()
+    assert (tmp_path / "outside/x.txt.md").read_bytes() == b"precious"
+    assert (tmp_path / "out/y.txt.md").is_symlink()
+
+
 def test_a_refused_record_keeps_its_dead_letter(sink: FilesSink, tmp_path: Path) -> None:
     sink.upsert_dead([dead("a")])
     with pytest.raises(SinkRecordErrors):

@@ -234,6 +234,14 @@ def test_success_deletes_the_dead_letter(sink: SqliteSink, tmp_path: Path) -> No
     assert [r["input_key"] for r in rows(tmp_path)] == ["a"]
 
 
+def test_a_dead_letter_deletes_the_result_row(sink: SqliteSink, tmp_path: Path) -> None:
+    """An input has a result or a dead letter, never both (as in the JSONL sink)."""
+    sink.upsert([rec("a"), rec("b")])
+    sink.upsert_dead([dead("a")])
+    assert [r["input_key"] for r in rows(tmp_path)] == ["b"]
+    assert [r["input_key"] for r in rows(tmp_path, "survey_topics_dead_letters")] == ["a"]
+
+
 def test_close_is_idempotent_and_later_writes_fail(tmp_path: Path) -> None:
     s = SqliteSink(output(tmp_path), "job")
     s.flush()

@@ -97,18 +97,18 @@ def key_filename(input_key: str) -> str:
     return f"{readable}~{digest}"
 
 
-def target_parts(record: ResultRecord, suffix: str) -> tuple[str, ...]:
-    """The path components of a record's file below `output.path`.
+def target_parts(input_key: str, input_path: str | None, suffix: str) -> tuple[str, ...]:
+    """The path components of an input's file below `output.path`.
 
     Raises `SinkRecordError` when the input's path could lead outside `output.path` or
     cannot be a file name.
     """
-    if record.input_path is None:
-        parts: tuple[str, ...] = (key_filename(record.input_key),)
+    if input_path is None:
+        parts: tuple[str, ...] = (key_filename(input_key),)
     else:
-        parts = _checked_relative(record.input_key, record.input_path)
+        parts = _checked_relative(input_key, input_path)
     parts = (*parts[:-1], parts[-1] + suffix)
-    _check_names(record.input_key, parts)
+    _check_names(input_key, parts)
     return parts
 
 
@@ -241,8 +241,12 @@ class FilesSink:
             raise SinkRecordErrors(errors)
 
     def upsert_dead(self, letters: Sequence[DeadLetter]) -> None:
-        """Record dead letters in `<output.path>.dead.jsonl`; an older answer file stays."""
+        """Record dead letters in `<output.path>.dead.jsonl`, then remove those inputs'
+        answer files: an input has a result or a dead letter, never both."""
+        self._check_open()
         self._dead.put(letters)
+        for letter in letters:
+            self._remove_answer(letter)
 
     def flush(self) -> None:
         for folder in sorted(self._dirty):
@@ -265,6 +269,25 @@ class FilesSink:
         self.flush()
         os.close(self._root_fd)
         self._root_fd = None
+
+    def _remove_answer(self, letter: DeadLetter) -> None:
+        """Delete the input's answer file if there is one (only a regular file, ever)."""
+        try:
+            parts = target_parts(letter.input_key, letter.input_path, self._suffix)
+            fd = self._open_folder(parts[:-1], create=False)
+        except (SinkRecordError, FileNotFoundError, NotADirectoryError):
+            return  # no such file can exist (refused path, or its folder is missing)
+        except OSError as e:
+            if e.errno in _REFUSED_ERRNOS:
+                return  # a symlink in the way: the answer cannot be ours
+            raise
+        try:
+            st = atomic.lstat(fd, parts[-1])
+            if st is not None and atomic.is_regular(st):
+                atomic.unlink(fd, parts[-1])
+                self._dirty.add(parts[:-1])
+        finally:
+            os.close(fd)
 
     def _check_open(self) -> int:
         if self._root_fd is None:
@@ -294,7 +317,7 @@ class FilesSink:
 
     def _prepare(self, record: ResultRecord) -> _Write | None:
         """The write a record needs, or None when its file already holds those bytes."""
-        parts = target_parts(record, self._suffix)
+        parts = target_parts(record.input_key, record.input_path, self._suffix)
         data = render(record, self._content)
         fd = self._open_folder_for(record.input_key, parts)
         try:

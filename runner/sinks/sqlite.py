@@ -4,8 +4,8 @@ Exactly-once by an upsert keyed by input key, one transaction per `upsert()` cal
 executor calls it once per collected batch), so a crash leaves a batch's rows either all
 written or not at all, and the re-apply after it is a no-op for rows already there. A row
 changes (and its `updated_at` moves) only when something in it differs, so re-runs do not
-churn. Dead letters live in `<table>_dead_letters`; a success deletes its key's dead letter
-in the same transaction. Column reference: docs/sinks.md.
+churn. Dead letters live in `<table>_dead_letters`; a success deletes its key's dead letter,
+and a dead letter its key's result, in the same transaction. Column reference: docs/sinks.md.
 """
 
 from __future__ import annotations
@@ -178,6 +178,7 @@ class SqliteSink:
             raise
         self._upsert_result = upsert_sql(self.table, RESULT_COLUMNS)
         self._upsert_dead = upsert_sql(self.dead_table, DEAD_COLUMNS)
+        self._delete_result = f"DELETE FROM {quote(self.table)} WHERE input_key = ?"
         self._delete_dead = f"DELETE FROM {quote(self.dead_table)} WHERE input_key = ?"
         self._any_dead = f"SELECT EXISTS (SELECT 1 FROM {quote(self.dead_table)})"
 
@@ -221,10 +222,12 @@ class SqliteSink:
                 c.executemany(self._delete_dead, ((r.input_key,) for r in records))
 
     def upsert_dead(self, letters: Sequence[DeadLetter]) -> None:
-        """Make each letter its key's dead letter; an older result row stays."""
+        """Make each letter its key's dead letter and delete the key's result row, in one
+        transaction: an input has a result or a dead letter, never both."""
         now = rfc3339(self._clock())
         with self._transaction() as c:
             c.executemany(self._upsert_dead, (dead_row(d, now) for d in letters))
+            c.executemany(self._delete_result, ((d.input_key,) for d in letters))
 
     def flush(self) -> None:
         """Nothing to do: every upsert commits (durably: synchronous = FULL)."""
