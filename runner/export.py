@@ -16,7 +16,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import os
+import secrets
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import IO, Any, Literal, cast
 
 import orjson
@@ -66,6 +69,24 @@ def export(records: Iterable[ResultRecord], fmt: Format, out: IO[bytes] | IO[str
     if fmt == "csv":
         return _export_csv(records, write)
     raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def export_file(records: Iterable[ResultRecord], fmt: Format, path: Path) -> int:
+    """`export` into the file `path`, atomically: a failed export leaves any old file whole.
+
+    Written to a temp file beside `path`, fsynced, then renamed over it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.export-tmp")
+    try:
+        with tmp.open("wb") as out:
+            count = export(records, fmt, out)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
 
 
 def _writer(out: IO[bytes] | IO[str]) -> Callable[[bytes], Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,7 +13,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.export import CSV_COLUMNS, csv_row, export, record_from_json, record_to_json
+from runner.export import (
+    CSV_COLUMNS,
+    csv_row,
+    export,
+    export_file,
+    record_from_json,
+    record_to_json,
+)
 from runner.records import ResultRecord
 
 TRICKY = [
@@ -165,3 +173,24 @@ def test_jsonl_line_is_the_jsonl_sinks_line() -> None:
     """The JSONL sink writes `orjson.dumps(record)`: export gives the same bytes."""
     record = rec("k", "text")
     assert record_to_json(record) == orjson.dumps(record) + b"\n"
+
+
+def test_export_file_replaces_the_file_whole(tmp_path: Path) -> None:
+    target = tmp_path / "exports/results.csv"
+    assert export_file(records(), "csv", target) == len(TRICKY)
+    assert [row["text"] for row in read_csv(target.read_bytes())] == TRICKY
+    assert list(target.parent.iterdir()) == [target]  # no temp file left behind
+
+
+def test_a_failed_export_file_leaves_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "results.jsonl"
+    target.write_bytes(b"old\n")
+
+    def failing() -> Iterator[ResultRecord]:
+        yield rec("k1")
+        raise RuntimeError("store went away")
+
+    with pytest.raises(RuntimeError, match="store went away"):
+        export_file(failing(), "jsonl", target)
+    assert target.read_bytes() == b"old\n"
+    assert list(tmp_path.iterdir()) == [target]
