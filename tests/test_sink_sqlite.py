@@ -265,3 +265,10 @@ def test_an_unopenable_database_path_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "out/results.db").mkdir(parents=True)
     with pytest.raises(BatchrunError, match="cannot open the sqlite output"):
         SqliteSink(output(tmp_path), "job")
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/results.db").write_bytes(b"this is not sqlite, it is a text file" * 10)
+    with pytest.raises(BatchrunError, match=r"cannot use the sqlite output .*not a database"):
+        SqliteSink(output(tmp_path), "job")

@@ -173,6 +173,9 @@ class SqliteSink:
         self._conn: sqlite3.Connection | None = _connect(output.path)
         try:
             self._setup()
+        except sqlite3.Error as e:  # not a database, locked for 10 s, read-only, ...
+            self.close()
+            raise BatchrunError(f"cannot use the sqlite output {str(self._path)!r}: {e}") from e
         except BaseException:
             self.close()  # no connection left open behind a refused table
             raise
