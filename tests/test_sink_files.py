@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.errors import BatchrunError
@@ -393,6 +394,29 @@ def test_paths_that_could_escape_are_refused(tmp_path: Path, path: str) -> None:
     assert tree(tmp_path / "out") == {"ok.txt.md": b"hello"}
     assert outside_snapshot(tmp_path) == before
     assert not Path("/etc/passwd.md").exists()
+
+
+SEGMENTS = st.sampled_from(["..", ".", "", "a", "b.txt", "C:", "\\", "\0", "~", "link"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(SEGMENTS, min_size=1, max_size=6), st.sampled_from(["/", "\\", ""]))
+def test_no_input_path_writes_outside_the_output(segments: list[str], sep: str) -> None:
+    """Whatever the path, the file lands under out/ or the input is refused."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "outside").mkdir()
+        (root / "out").mkdir()
+        (root / "out/link").symlink_to(root / "outside")
+        s = FilesSink(output(root))
+        try:
+            s.upsert([rec("k", sep.join(segments))])
+        except SinkRecordErrors:
+            pass
+        finally:
+            s.close()
+        assert list((root / "outside").iterdir()) == []
+        assert sorted(p.name for p in root.iterdir()) == ["out", "outside"]
 
 
 def test_a_symlinked_folder_inside_the_output_is_refused(tmp_path: Path) -> None:
