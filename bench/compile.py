@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import text_of
+
 REPO = Path(__file__).resolve().parent.parent
 RECORD_CHARS = 2000
 SYSTEM_CHARS = 6000
@@ -49,23 +51,13 @@ output: {type: jsonl, path: out/bench.jsonl}
 """
 
 
-def _pool(rng: random.Random, size: int) -> str:
-    words = ["alpha", "beta", "gamma", "delta", "survey", "answer", "price", "the", "and"]
-    words += ["résumé", "naïve", "日本", "emoji🙂", 'quote"d', "tab\there"]
-    text: list[str] = []
-    length = 0
-    while length < size:
-        word = rng.choice(words)
-        text.append(word)
-        length += len(word) + 1
-    return " ".join(text)
-
-
 def make_fixture(folder: Path, n: int) -> Path:
     """Write the job, its system prompt and `n` JSONL records into `folder`."""
     rng = random.Random(n)
-    pool = _pool(rng, 65_536)
-    (folder / "system.md").write_text(_pool(rng, SYSTEM_CHARS)[:SYSTEM_CHARS], encoding="utf-8")
+    pool = text_of(65_536, seed=0)
+    (folder / "system.md").write_text(
+        text_of(SYSTEM_CHARS, seed=-1)[:SYSTEM_CHARS], encoding="utf-8"
+    )
     (folder / "job.yaml").write_text(JOB, encoding="utf-8")
     with (folder / "records.jsonl").open("w", encoding="utf-8") as fh:
         for i in range(n):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import random
 import shutil
 import statistics
 import tempfile
@@ -23,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.common import text_of
 from runner.records import ResultRecord
 from runner.sinks import Sink
 from runner.sinks.files import FilesSink
@@ -30,24 +30,6 @@ from runner.sinks.sqlite import SqliteSink
 from runner.spec import OutputSpec
 
 SinkFactory = Callable[[Path], Sink]
-WORDS = [
-    "batch",
-    "request",
-    "model",
-    "answer",
-    "cache",
-    "prompt",
-    "survey",
-    "topic",
-    "review",
-    "price",
-    "quality",
-]
-
-
-def text_of(n_chars: int, seed: int) -> str:
-    rng = random.Random(seed)
-    return " ".join(rng.choice(WORDS) for _ in range(n_chars // 6))[:n_chars]
 
 
 def synthetic(n: int) -> list[ResultRecord]:
