@@ -33,3 +33,9 @@ clean:
 
 docs: $(STAMP)
 	$(BIN)/python -m scripts.docgen
+
+# Benchmarks print figures and ratios; they are never part of `make test`.
+bench: $(STAMP)
+	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m bench.compile
+	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m bench.sinks
+	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m bench.run

@@ -12,7 +12,7 @@ from typing import Any
 import click
 import orjson
 
-from runner import commands, log, spec, validate
+from runner import commands, emulator, log, spec, validate
 from runner.errors import BatchrunError
 
 EXIT_OK = 0
@@ -73,10 +73,15 @@ def cli(log_format: log.LogFormat, log_level: str) -> None:
 
 
 @cli.command("validate")
-@jobs_argument
+# Folders and missing files are accepted here so that they are reported like any other
+# problem, beside the other files' findings, with exit 1.
+@click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def validate_cmd(jobs: tuple[Path, ...], fmt: str) -> None:
-    """Check job files; print every problem as FILE:LINE:COL: $.path: message."""
+    """Check job files; print every problem as FILE:LINE:COL: $.path: message.
+
+    Exit 0 when every file is valid (warnings allowed), 1 otherwise.
+    """
     sys.exit(_guard(lambda: _validate(jobs, fmt)))
 
 
@@ -160,10 +165,92 @@ def recover_cmd(jobs: tuple[Path, ...], emulate: bool, state_dir: Path | None) -
     sys.exit(_guard(lambda: commands.recover_jobs(jobs, state_dir, remote)))
 
 
+@cli.command("compile")
+@click.argument("job", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for chunk-0001.json... and manifest.json.",
+)
+def compile_cmd(job: Path, out_dir: Path) -> None:
+    """Write the exact batch request bodies of JOB without submitting anything."""
+    sys.exit(_guard(lambda: _compile(job, out_dir)))
+
+
+def _compile(job_path: Path, out_dir: Path) -> int:
+    # Imported here, not at the top: the other commands never need the compile stack.
+    from runner import compile as compile_
+
+    chunks = compile_.write_compiled(spec.load_job(job_path), out_dir)
+    requests = sum(c.requests for c in chunks)
+    size = sum(c.size for c in chunks)
+    noun = "chunk" if len(chunks) == 1 else "chunks"
+    click.echo(f"{requests} requests in {len(chunks)} {noun} ({size / 1e6:.1f} MB) -> {out_dir}")
+    return EXIT_OK
+
+
+@cli.command("plan")
+@jobs_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the plans as JSON.")
+@click.option(
+    "--count-tokens",
+    is_flag=True,
+    help="Exact input token counts from the count_tokens endpoint (one call per request).",
+)
+def plan_cmd(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> None:
+    """Show what a run would submit, with estimated tokens and cost; exit 1 over budget."""
+    sys.exit(_guard(lambda: _plan(jobs, as_json, count_tokens)))
+
+
+def _plan(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> int:
+    # Imported here, not at the top: the other commands never need the compile stack.
+    from runner import plan as plan_
+    from runner import plan_format
+
+    counter = plan_.backend_count_tokens() if count_tokens else None
+    # No stored state is read yet: the executor's store will supply it (all requests new).
+    plans = [plan_.make_plan(spec.load_job(p), None, count_tokens=counter) for p in jobs]
+    if as_json:
+        click.echo(orjson.dumps([p.as_dict() for p in plans], option=orjson.OPT_INDENT_2))
+    else:
+        click.echo("\n\n".join(plan_format.format_plan(p) for p in plans))
+    for p in plans:
+        plan_.check_budget(p)
+    return EXIT_OK
+
+
 @cli.command("schema")
 def schema_cmd() -> None:
     """Print the job file JSON Schema."""
     click.echo(spec.schema_text(), nl=False)
+
+
+@cli.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/JSON emulator config: faults, latency, limits, scripted responses.",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file keeping batches and results across restarts (default: in memory).",
+)
+@click.option("--api-key", help="Accept only this API key (default: any non-empty key).")
+def emulator_cmd(
+    host: str, port: int, config_file: Path | None, state: Path | None, api_key: str | None
+) -> None:
+    """Serve a local Message Batches API emulator until interrupted."""
+    sys.exit(
+        _guard(
+            lambda: emulator.serve(config_file, host=host, port=port, api_key=api_key, state=state)
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> Any:

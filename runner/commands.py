@@ -4,7 +4,6 @@ function, return an exit code. cli.py only parses options and calls these."""
 from __future__ import annotations
 
 import contextlib
-import importlib
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -46,26 +45,27 @@ def backend(remote: Remote) -> Iterator[Backend]:
     if not remote.emulate:
         yield Backend.connect()
         return
-    emulator: Any = importlib.import_module("runner.emulator")
+    from runner import emulator
+
     with emulator.start(config=remote.emulator_config) as emu:
         yield Backend.connect(emu.base_url, emulated=True)
 
 
 def compiler() -> Compiler:
-    module: Any = importlib.import_module("runner.compile")
-    return module  # type: ignore[no-any-return]
+    from runner import compile as compile_
+
+    return compile_
 
 
 def pricer(job: JobSpec) -> Pricer:
-    pricing: Any = importlib.import_module("runner.pricing")
+    from runner import pricing
 
     def price(model: str, usage: Mapping[str, Any]) -> tuple[float | None, float | None]:
         prices = pricing.price_for(model, job.pricing)
         if prices is None:
             return None, None
-        return pricing.cost_usd(usage, prices, batch=True), pricing.cost_usd(
-            usage, prices, batch=False
-        )
+        batch = pricing.cost_usd(usage, prices, batch=True, model=model)
+        return batch, pricing.cost_usd(usage, prices, batch=False, model=model)
 
     return price
 
@@ -89,7 +89,8 @@ def budget_check(store: Store) -> BudgetCheck:
         nonlocal checked
         if checked or job.budget_usd is None:
             return
-        plan: Any = importlib.import_module("runner.plan")
+        from runner import plan
+
         states = {s.custom_id: s for s in store.iter_states()}
         plan.check_budget(plan.make_plan(job, states))
         checked = True

@@ -1,21 +1,41 @@
 """Rendering: a sandboxed Jinja2 environment turns templates into Messages API params.
 
 Template context (DESIGN.md): `input` (files: path, name, stem, text, bytes; records:
-record, line), `vars`, `job` (name, model).
+record, line), `vars`, `job` (name, model). The key template also sees the `input` fields
+at the top level, so `key: "{{ record.id }}"` works.
+
+Templates are compiled once per job and the system prompt is rendered once per job: only
+the per-input templates run for each item.
 """
 
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
+import jinja2
 from jinja2 import StrictUndefined
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import new_context
 from jinja2.sandbox import SandboxedEnvironment
+
+from runner.errors import InputError
+from runner.spec import JobSpec, Template
+
+if TYPE_CHECKING:
+    from runner.inputs import InputItem
 
 CONTEXT_NAMES = frozenset({"input", "vars", "job"})
 FILE_INPUT_FIELDS = frozenset({"path", "name", "stem", "text", "bytes"})
 BINARY_INPUT_FIELDS = FILE_INPUT_FIELDS - {"text"}  # as: document | image
 RECORD_INPUT_FIELDS = frozenset({"record", "line"})
 JOB_FIELDS = frozenset({"name", "model"})
+
+# Set by the job's own fields; `params` may not set them a second time.
+CORE_PARAMS = ("model", "max_tokens", "system", "messages")
 
 
 @functools.cache
@@ -27,3 +47,200 @@ def environment() -> SandboxedEnvironment:
         keep_trailing_newline=True,
         auto_reload=False,
     )
+
+
+class CompiledTemplate:
+    """A `Template` compiled once, rendering with errors that name the file and line."""
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        self._env_globals = dict(environment().globals)
+        try:
+            self._compiled = environment().from_string(template.source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise InputError(
+                f"{self._where(exc.lineno)}: template syntax error: {exc.message}"
+            ) from None
+
+    def render(self, context: Mapping[str, Any], who: str) -> str:
+        """Render with `context`; `who` names the input in an error message.
+
+        Raises `InputError` for an undefined variable, a sandbox violation or any other
+        template error, with the template's file and line.
+        """
+        # What `jinja2.Template.render` does, minus merging the environment's globals into a
+        # fresh dict and listing their names on every call (a third of the render time): the
+        # context is a copy of `context` that already holds those globals.
+        compiled = self._compiled
+        try:
+            ctx = new_context(
+                environment(),
+                compiled.name,
+                compiled.blocks,
+                {**self._env_globals, **context},
+                True,
+            )
+            try:
+                return environment().concat(compiled.root_render_func(ctx))
+            except Exception:
+                environment().handle_exception()
+        except SecurityError as exc:
+            line = _template_line(exc.__traceback__)
+            raise InputError(
+                f"{self._where(line)}: {who}: refused by the template sandbox: {exc}"
+            ) from None
+        except jinja2.TemplateError as exc:
+            line = getattr(exc, "lineno", None) or _template_line(exc.__traceback__)
+            raise InputError(f"{self._where(line)}: {who}: {exc.message or exc}") from None
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            # An expression that fails on this input's data (`{{ record.n + 1 }}` on a
+            # string): the input's problem, not batchrun's, so it is reported like one.
+            line = _template_line(exc.__traceback__)
+            raise InputError(f"{self._where(line)}: {who}: {type(exc).__name__}: {exc}") from None
+
+    def _where(self, lineno: int | None) -> str:
+        line = self.template.line + (lineno or 1) - 1
+        return f"{self.template.origin}:{line}: {self.template.json_path}"
+
+
+def _template_line(tb: TracebackType | None) -> int | None:
+    """The template line of the innermost template frame: Jinja2 rewrites tracebacks so that
+    frames of compiled templates carry the template's own line numbers."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def job_context(job: JobSpec) -> dict[str, Any]:
+    """The `job` template variable."""
+    return {"name": job.name, "model": job.model}
+
+
+# `{{ record.id }}`: most key templates name one value; looked up directly, they render
+# many times faster than through Jinja, with the same result (see `_lookup`).
+_DOTTED_NAME = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+def _lookup(context: Mapping[str, Any], path: tuple[str, ...]) -> str | None:
+    """The value at `path` as Jinja would render it, or None to let Jinja decide: only plain
+    dict items (not shadowed by a dict attribute, as `record.items` would be) holding a
+    string or an int, whose text Jinja renders with `str` too."""
+    value: Any = context
+    for name in path:
+        if type(value) is not dict or name in _DICT_ATTRIBUTES or name not in value:
+            return None
+        value = value[name]
+    if type(value) is str:
+        return value
+    return str(value) if type(value) is int else None
+
+
+class KeyRenderer:
+    """Renders `input.key` for an item: the input fields at the top level, plus the usual
+    `input`, `vars` and `job`."""
+
+    def __init__(self, job: JobSpec) -> None:
+        assert job.input.key is not None
+        self._template = CompiledTemplate(job.input.key)
+        self._globals = {"vars": job.vars, "job": job_context(job)}
+        match = _DOTTED_NAME.fullmatch(job.input.key.source)
+        self._path = tuple(match.group(1).split(".")) if match else None
+
+    def render(self, item: InputItem) -> str:
+        """The item's key. Raises `InputError` when it renders to an empty string."""
+        context = {**item.context, **self._globals, "input": item.context}
+        key = _lookup(context, self._path) if self._path else None
+        if key is None:
+            key = self._template.render(context, f"input {item.origin}")
+        if not key:
+            raise InputError(f"{item.origin}: input.key rendered to an empty string")
+        return key
+
+
+class Renderer:
+    """Turns items of one job into Messages API params; build once per job."""
+
+    def __init__(self, job: JobSpec) -> None:
+        clash = [k for k in CORE_PARAMS if k in job.params]
+        if clash:
+            raise InputError(
+                f"{job.path}: params.{clash[0]} is set by the job's own `{clash[0]}` field: "
+                "remove it from params"
+            )
+        self.job = job
+        self._globals: dict[str, Any] = {"vars": job.vars, "job": job_context(job)}
+        self.system = self._render_system()
+        self._prompt = CompiledTemplate(job.prompt) if job.prompt is not None else None
+        self._messages = tuple((m.role, CompiledTemplate(m.content)) for m in (job.messages or ()))
+
+    def _render_system(self) -> list[dict[str, Any]] | None:
+        """The system blocks, once per job: the system prompt sees `vars` and `job` only."""
+        spec = self.job.system
+        if spec is None:
+            return None
+        text = CompiledTemplate(spec.template).render(self._globals, "system prompt")
+        block: dict[str, Any] = {"type": "text", "text": text}
+        if spec.cache is not None:
+            block["cache_control"] = {"type": "ephemeral", "ttl": spec.cache}
+        return [block]
+
+    def params(self, item: InputItem) -> dict[str, Any]:
+        """The Messages API params of one item: model, max_tokens, system, messages, then
+        the job's `params` in their own order."""
+        job = self.job
+        out: dict[str, Any] = {"model": job.model, "max_tokens": job.max_tokens}
+        if self.system is not None:
+            out["system"] = self.system
+        out["messages"] = self._render_messages(item)
+        out.update(job.params)
+        return out
+
+    def _render_messages(self, item: InputItem) -> list[dict[str, Any]]:
+        context = {**self._globals, "input": item.context}
+        who = f"input {item.key!r}"
+        if self._prompt is not None:
+            text = self._prompt.render(context, who)
+            return [{"role": "user", "content": _content(item, text, who)}]
+        turns = [(role, t.render(context, who)) for role, t in self._messages]
+        users = [i for i, (role, _) in enumerate(turns) if role == "user"]
+        last_user = users[-1] if users else len(turns) - 1
+        # Document/image blocks go with the last user turn: few-shot turns come before it,
+        # and the input under consideration is the one the model answers about.
+        return [
+            {"role": role, "content": _content(item, text, who) if i == last_user else text}
+            for i, (role, text) in enumerate(turns)
+        ]
+
+
+def _content(item: InputItem, text: str, who: str) -> str | list[dict[str, Any]]:
+    """A user turn's content: plain text, or the item's blocks followed by the text."""
+    if not item.blocks:
+        if not text.strip():
+            raise InputError(f"{who}: the prompt rendered to empty text, which the API refuses")
+        return text
+    if not text.strip():
+        return list(item.blocks)
+    return [*item.blocks, {"type": "text", "text": text}]
+
+
+_last: tuple[JobSpec, Renderer] | None = None
+
+
+def renderer_for(job: JobSpec) -> Renderer:
+    """The `Renderer` of `job`, built once (a one-entry cache: jobs are rendered one by one)."""
+    global _last
+    if _last is None or _last[0] is not job:
+        _last = (job, Renderer(job))
+    return _last[1]
+
+
+def render_params(job: JobSpec, item: InputItem) -> dict[str, Any]:
+    """The Messages API `params` of one item (see `Renderer.params`).
+
+    Raises `InputError` naming the input and the template's file and line on a render error.
+    """
+    return renderer_for(job).params(item)

@@ -15,9 +15,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-import yaml
 
-from runner.errors import Diagnostic, SpecError
+from runner import yaml_source
+from runner.errors import SpecError
+
+# The YAML layer lives in runner.yaml_source; its names stay importable from here.
+LoadedYaml = yaml_source.LoadedYaml
+Positions = yaml_source.Positions
+TextStart = yaml_source.TextStart
+TextStarts = yaml_source.TextStarts
+json_path = yaml_source.json_path
+load_yaml = yaml_source.load_yaml
+yaml_error_message = yaml_source.yaml_error_message
 
 CacheTTL = Literal["5m", "1h"]
 InputKind = Literal["glob", "jsonl", "csv"]
@@ -40,15 +49,27 @@ DEFAULT_POLL_MAX_INTERVAL_S = 600.0
 class Template:
     """A Jinja2 template's source and where it came from, for error messages.
 
-    `origin` is the file holding it (the job file, or a prompt/system file); `line` is the
-    1-based line of `origin` where the template text starts, so that a template error on its
-    own line N is reported at `line + N - 1` (exact for block scalars and files).
+    `origin` is the file holding it (the job file, or a prompt/system file); `line` and
+    `col` (1-based) are where the template text starts in `origin`: for a literal block
+    (`prompt: |`) the line after the `|`. Use `position(N)` to place an error on the
+    template's own line N: `line + N - 1` for files and literal blocks, where lines map one
+    to one; the scalar's start for quoted, plain and folded scalars, where they do not.
     """
 
     source: str
     origin: Path
     line: int = 1
     json_path: str = "$"
+    col: int = 1  # column of the template's first character in `origin`
+    # False for quoted, plain and folded (`>`) scalars: their lines do not map one to one
+    # onto the job file's lines, so every error is reported at the scalar's start.
+    line_exact: bool = True
+
+    def position(self, template_line: int) -> tuple[int, int]:
+        """(line, col) in `origin` of the template's own 1-based line `template_line`."""
+        if not self.line_exact or template_line <= 1:
+            return self.line, self.col
+        return self.line + template_line - 1, self.col
 
 
 @dataclass(frozen=True)
@@ -151,98 +172,6 @@ def schema() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------
-# Line-aware safe YAML
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps dates as strings (STYLE: YAML hygiene)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-Positions = dict[str, tuple[int, int]]
-
-
-def json_path(parent: str, key: str | int) -> str:
-    """`$.a.b[0]`; keys that are not plain identifiers as `$['a b']`."""
-    if isinstance(key, int):
-        return f"{parent}[{key}]"
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-        return f"{parent}.{key}"
-    return f"{parent}[{key!r}]"
-
-
-@dataclass
-class LoadedYaml:
-    """The document, the (line, col) of each node by JSON path, and problems found."""
-
-    data: Any
-    positions: Positions
-    diagnostics: list[Diagnostic]
-
-
-def load_yaml(text: str, file: str) -> LoadedYaml:
-    """Parse `text` safely, recording positions and rejecting duplicate or non-string keys."""
-    loader = _Loader(text)
-    diags: list[Diagnostic] = []
-    positions: Positions = {}
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return LoadedYaml(None, positions, diags)
-        _walk(node, "$", file, positions, diags)
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
-        diags.append(Diagnostic(file, line, col, "$", f"YAML syntax error: {problem}"))
-        return LoadedYaml(None, positions, diags)
-    finally:
-        loader.dispose()
-    return LoadedYaml(data, positions, diags)
-
-
-def _walk(node: yaml.Node, path: str, file: str, pos: Positions, diags: list[Diagnostic]) -> None:
-    pos[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key_line, key_col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-            if key_node.tag != "tag:yaml.org,2002:str":
-                diags.append(
-                    Diagnostic(
-                        file,
-                        key_line,
-                        key_col,
-                        path,
-                        f"key {key_node.value!r} must be a string: quote it",
-                    )
-                )
-                continue
-            key = str(key_node.value)
-            if key in seen:
-                first = seen[key].start_mark.line + 1
-                diags.append(
-                    Diagnostic(
-                        file,
-                        key_line,
-                        key_col,
-                        json_path(path, key),
-                        f"duplicate key {key!r} (first defined on line {first}): keep only one",
-                    )
-                )
-            seen[key] = key_node
-            _walk(value_node, json_path(path, key), file, pos, diags)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, json_path(path, i), file, pos, diags)
-
-
-# ---------------------------------------------------------------------------------------
 # Units
 
 
@@ -286,79 +215,44 @@ def load_job(path: str | Path) -> JobSpec:
     errors = [d for d in result.diagnostics if d.severity == "error"]
     if errors or result.document is None:
         raise SpecError(errors)
-    return build_spec(job_path, result.document, result.positions)
+    return build_spec(job_path, result.document, result.positions, result.text_starts)
 
 
-def build_spec(job_path: Path, doc: Mapping[str, Any], positions: Positions) -> JobSpec:
-    """Turn a schema-valid document into a `JobSpec` (reading system/prompt files)."""
-    base = job_path.parent
+def inline_template(
+    job_path: Path, json_p: str, source: str, positions: Positions, starts: TextStarts
+) -> Template:
+    """A template written in the job file itself, placed where its text starts."""
+    start = starts.get(json_p)
+    if start is None:
+        line, col = positions.get(json_p, (1, 1))
+        return Template(source, job_path, line, json_p, col, line_exact=False)
+    return Template(source, job_path, start.line, json_p, start.col, start.exact)
 
-    def template(json_p: str, source: str, origin: Path | None = None) -> Template:
-        if origin is not None:
-            return Template(source, origin, 1, json_p)
-        line = positions.get(json_p, (1, 1))[0]
-        # A block scalar (`|`) starts on the line after its indicator.
-        raw_lines = job_path.read_text("utf-8").splitlines()
-        if 0 < line <= len(raw_lines) and raw_lines[line - 1].rstrip().endswith(
-            ("|", ">", "|-", ">-")
-        ):
-            line += 1
-        return Template(source, job_path, line, json_p)
 
-    inp = doc["input"]
-    kind: InputKind = "glob" if "glob" in inp else ("jsonl" if "jsonl" in inp else "csv")
-    input_spec = InputSpec(
-        kind=kind,
-        pattern=inp.get("glob"),
-        exclude=tuple(inp.get("exclude", ())),
-        path=(base / inp[kind]).resolve() if kind != "glob" else None,
-        key=template("$.input.key", inp["key"]) if "key" in inp else None,
-        as_=inp.get("as", "text"),
-    )
+def build_spec(
+    job_path: Path,
+    doc: Mapping[str, Any],
+    positions: Positions,
+    text_starts: TextStarts | None = None,
+) -> JobSpec:
+    """Turn a schema-valid document into a `JobSpec` (reading system/prompt files).
 
-    system: SystemSpec | None = None
-    if "system" in doc:
-        sys_doc = doc["system"]
-        if isinstance(sys_doc, str):
-            system = SystemSpec(template("$.system", sys_doc), None)
-        elif "file" in sys_doc:
-            sys_path = (base / sys_doc["file"]).resolve()
-            system = SystemSpec(
-                template("$.system.file", sys_path.read_text("utf-8"), sys_path),
-                sys_doc.get("cache") or None,
-            )
-        else:
-            system = SystemSpec(
-                template("$.system.text", sys_doc["text"]), sys_doc.get("cache") or None
-            )
-
-    prompt: Template | None = None
-    messages: tuple[MessageTemplate, ...] | None = None
-    if "prompt" in doc:
-        prompt = template("$.prompt", doc["prompt"])
-    elif "prompt_file" in doc:
-        prompt_path = (base / doc["prompt_file"]).resolve()
-        prompt = template("$.prompt_file", prompt_path.read_text("utf-8"), prompt_path)
-    else:
-        messages = tuple(
-            MessageTemplate(m["role"], template(f"$.messages[{i}].content", m["content"]))
-            for i, m in enumerate(doc["messages"])
-        )
-
-    batch = doc.get("batch", {})
-    poll = doc.get("poll", {})
-    out = doc["output"]
-    pricing = doc.get("pricing")
+    `text_starts` (from `load_yaml`) places each inline template exactly; without it a
+    template is placed at its YAML node.
+    """
+    parts = _Parts(job_path, doc, positions, text_starts or {})
+    prompt, messages = parts.prompt()
+    batch, poll, pricing = doc.get("batch", {}), doc.get("poll", {}), doc.get("pricing")
     return JobSpec(
         path=job_path,
         name=doc["name"],
         description=doc.get("description"),
-        input=input_spec,
+        input=parts.input(),
         vars=dict(doc.get("vars", {})),
         model=doc["model"],
         max_tokens=doc["max_tokens"],
         betas=tuple(doc.get("betas", ())),
-        system=system,
+        system=parts.system(),
         prompt=prompt,
         messages=messages,
         params=dict(doc.get("params", {})),
@@ -366,22 +260,78 @@ def build_spec(job_path: Path, doc: Mapping[str, Any], positions: Positions) -> 
         max_bytes=parse_size(batch.get("max_bytes", DEFAULT_MAX_BYTES)),
         max_in_flight_requests=batch.get("max_in_flight_requests", DEFAULT_MAX_IN_FLIGHT),
         max_attempts=doc.get("retry", {}).get("max_attempts", DEFAULT_MAX_ATTEMPTS),
-        poll_interval_s=parse_duration(poll["interval"])
-        if "interval" in poll
-        else DEFAULT_POLL_INTERVAL_S,
-        poll_max_interval_s=(
-            parse_duration(poll["max_interval"])
-            if "max_interval" in poll
-            else DEFAULT_POLL_MAX_INTERVAL_S
-        ),
+        poll_interval_s=_duration(poll, "interval", DEFAULT_POLL_INTERVAL_S),
+        poll_max_interval_s=_duration(poll, "max_interval", DEFAULT_POLL_MAX_INTERVAL_S),
         budget_usd=doc["budget"]["max_usd"] if "budget" in doc else None,
         pricing=PriceOverride(**pricing) if pricing else None,
-        output=OutputSpec(
+        output=parts.output(),
+        document=doc,
+    )
+
+
+def _duration(section: Mapping[str, Any], key: str, default: float) -> float:
+    return parse_duration(section[key]) if key in section else default
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Builds the nested parts of a `JobSpec` from a schema-valid document."""
+
+    job_path: Path
+    doc: Mapping[str, Any]
+    positions: Positions
+    starts: TextStarts
+
+    def resolve(self, relative: str) -> Path:
+        return (self.job_path.parent / relative).resolve()
+
+    def template(self, json_p: str, source: str) -> Template:
+        return inline_template(self.job_path, json_p, source, self.positions, self.starts)
+
+    def file_template(self, json_p: str, relative: str) -> Template:
+        origin = self.resolve(relative)
+        return Template(origin.read_text("utf-8"), origin, 1, json_p)
+
+    def input(self) -> InputSpec:
+        inp = self.doc["input"]
+        kind: InputKind = "glob" if "glob" in inp else ("jsonl" if "jsonl" in inp else "csv")
+        return InputSpec(
+            kind=kind,
+            pattern=inp.get("glob"),
+            exclude=tuple(inp.get("exclude", ())),
+            path=self.resolve(inp[kind]) if kind != "glob" else None,
+            key=self.template("$.input.key", inp["key"]) if "key" in inp else None,
+            as_=inp.get("as", "text"),
+        )
+
+    def system(self) -> SystemSpec | None:
+        sys_doc = self.doc.get("system")
+        if sys_doc is None:
+            return None
+        if isinstance(sys_doc, str):
+            return SystemSpec(self.template("$.system", sys_doc), None)
+        if "file" in sys_doc:
+            template = self.file_template("$.system.file", sys_doc["file"])
+        else:
+            template = self.template("$.system.text", sys_doc["text"])
+        return SystemSpec(template, sys_doc.get("cache") or None)
+
+    def prompt(self) -> tuple[Template | None, tuple[MessageTemplate, ...] | None]:
+        if "prompt" in self.doc:
+            return self.template("$.prompt", self.doc["prompt"]), None
+        if "prompt_file" in self.doc:
+            return self.file_template("$.prompt_file", self.doc["prompt_file"]), None
+        return None, tuple(
+            MessageTemplate(m["role"], self.template(f"$.messages[{i}].content", m["content"]))
+            for i, m in enumerate(self.doc["messages"])
+        )
+
+    def output(self) -> OutputSpec:
+        out = self.doc["output"]
+        return OutputSpec(
             type=out["type"],
-            path=(base / out["path"]).resolve(),
+            path=self.resolve(out["path"]),
             suffix=out.get("suffix"),
             content=out.get("content", "text"),
             table=out.get("table"),
-        ),
-        document=doc,
-    )
+        )

@@ -273,7 +273,7 @@ class Harness:
         return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
 
     def dead_lines(self) -> list[dict[str, Any]]:
-        path = self.job.output.path.with_name("demo.dead.jsonl")
+        path = self.job.output.path.with_name("demo.jsonl.dead.jsonl")
         return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
 
 

@@ -126,7 +126,7 @@ def test_dead_letter_and_result_exclude_each_other(tmp_path: Path) -> None:
 
 
 def test_dead_letter_path_sits_beside_output(tmp_path: Path) -> None:
-    assert dead_letter_path(tmp_path / "x.jsonl") == tmp_path / "x.dead.jsonl"
+    assert dead_letter_path(tmp_path / "x.jsonl") == tmp_path / "x.jsonl.dead.jsonl"
 
 
 def test_same_key_twice_in_one_flush_keeps_the_last(tmp_path: Path) -> None:

@@ -39,4 +39,12 @@ def open_sink(job: JobSpec) -> Sink:
         from runner.sinks.jsonl import JsonlSink
 
         return JsonlSink(job.output.path)
-    raise BatchrunError(f"{job.path}: output type {job.output.type!r} is not available yet")
+    if job.output.type == "files":
+        from runner.sinks.files import FilesSink
+
+        return FilesSink(job.output)
+    if job.output.type == "sqlite":
+        from runner.sinks.sqlite import SqliteSink
+
+        return SqliteSink(job.output, job.name)
+    raise BatchrunError(f"{job.path}: unknown output type {job.output.type!r}")

@@ -19,12 +19,12 @@ import orjson
 
 from runner import crashpoint
 from runner.records import DeadLetter, ResultRecord
+from runner.sinks.deadfile import sidecar_path
 
 
 def dead_letter_path(output: Path) -> Path:
-    """`out/x.jsonl` -> `out/x.dead.jsonl`."""
-    stem = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
-    return output.with_name(f"{stem}.dead.jsonl")
+    """`out/x.jsonl` -> `out/x.jsonl.dead.jsonl`, the sidecar every file sink uses."""
+    return sidecar_path(output)
 
 
 class JsonlSink:
@@ -36,12 +36,12 @@ class JsonlSink:
 
     def upsert(self, records: Sequence[ResultRecord]) -> None:
         for r in records:
-            self.results.put(r.input_key, r.custom_id, orjson.dumps(r))
+            self.results.put(r.input_key, r.custom_id, orjson.dumps(r, default=dict))
             self.dead.remove(r.input_key)
 
     def upsert_dead(self, letters: Sequence[DeadLetter]) -> None:
         for d in letters:
-            self.dead.put(d.input_key, d.custom_id, orjson.dumps(d))
+            self.dead.put(d.input_key, d.custom_id, orjson.dumps(d, default=dict))
             self.results.remove(d.input_key)
 
     def flush(self) -> None:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from runner import emulator
 from tests.e2e.helpers import assert_exactly_once, batchrun, env_for, results, write_job
 
 pytestmark = pytest.mark.chaos
-emulator = pytest.importorskip("runner.emulator")
 
 INPUTS = 20
 JOB_EXTRA = "batch: {max_requests: 5}\nretry: {max_attempts: 10}\n"

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-# Until the emulator branch is merged these tests cannot run; afterwards this is a plain import.
-emulator = pytest.importorskip("runner.emulator")
+from runner import emulator
 
 EmulatorFactory = Callable[..., Any]
 

@@ -67,7 +67,7 @@ def results(job: Path) -> list[dict[str, Any]]:
 
 
 def dead_letters(job: Path) -> list[dict[str, Any]]:
-    out = job.parent / "out" / f"{job.stem}.dead.jsonl"
+    out = job.parent / "out" / f"{job.stem}.jsonl.dead.jsonl"
     return [orjson.loads(x) for x in out.read_bytes().splitlines()] if out.exists() else []
 
 

@@ -1,0 +1,132 @@
+"""What the emulator needs from a request's prompt, computed once at create time so the
+parsed body can be dropped: the token approximation, the cache breakpoints with a hash of
+the prefix each one closes, a digest, and the words that prove results map to inputs.
+
+Token rule (docs/emulator.md; the runner's estimator follows it): ceil(characters / 4) for
+each text, 1,600 per image, 3,000 per non-text document, ceil(compact JSON length / 4) for
+each tool definition and any other block. No per-message overhead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+IMAGE_TOKENS = 1_600
+DOCUMENT_TOKENS = 3_000
+WORDS_ECHOED = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Breakpoint:
+    """A cache_control marker: the prompt up to and including its block."""
+
+    tokens: int
+    prefix_hash: str
+    ttl: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    tokens: int
+    breakpoints: tuple[Breakpoint, ...]
+    text: str
+    digest: str
+    last_user_words: str
+
+
+def text_tokens(text: str) -> int:
+    return -(-len(text) // 4)
+
+
+def analyze(params: Mapping[str, Any]) -> Prompt:
+    """Summarise a params mapping whose shape `params.check` has accepted."""
+    hasher = hashlib.sha256(str(params.get("model")).encode())
+    blocks = list(_blocks(params))
+    auto = params.get("cache_control")
+    total, texts, marks = 0, [], []
+    for i, (block, tokens, text) in enumerate(blocks):
+        total += tokens
+        if text:
+            texts.append(text)
+        hasher.update(_canonical(block))
+        marker = block.get("cache_control")
+        if marker is None and i == len(blocks) - 1 and isinstance(auto, dict):
+            marker = auto
+        if isinstance(marker, dict):
+            ttl = "1h" if marker.get("ttl") == "1h" else "5m"
+            marks.append(Breakpoint(total, hasher.copy().hexdigest(), ttl))
+    digest = hasher.hexdigest()[:12]
+    return Prompt(total, tuple(marks), "\n".join(texts), digest, _last_user_words(params))
+
+
+def count_breakpoints(params: Mapping[str, Any]) -> int:
+    explicit = sum(1 for block, _, _ in _blocks(params) if "cache_control" in block)
+    return explicit + (1 if isinstance(params.get("cache_control"), dict) else 0)
+
+
+def _blocks(params: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], int, str]]:
+    """Tools, then system, then messages: the order the API builds its cache prefix in."""
+    for tool in params.get("tools") or ():
+        if isinstance(tool, dict):
+            yield tool, _json_tokens(tool), ""
+    system = params.get("system")
+    if isinstance(system, str):
+        yield {"type": "text", "text": system}, text_tokens(system), system
+    elif isinstance(system, list):
+        yield from (_content_block(b) for b in system if isinstance(b, dict))
+    for message in params.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            yield {"type": "text", "text": content}, text_tokens(content), content
+        elif isinstance(content, list):
+            yield from (_content_block(b) for b in content if isinstance(b, dict))
+
+
+def _content_block(block: Mapping[str, Any]) -> tuple[Mapping[str, Any], int, str]:
+    kind = block.get("type")
+    if kind == "text" and isinstance(block.get("text"), str):
+        return block, text_tokens(block["text"]), block["text"]
+    if kind == "image":
+        return block, IMAGE_TOKENS, ""
+    if kind == "document":
+        source = block.get("source")
+        if isinstance(source, dict) and source.get("type") == "text":
+            data = str(source.get("data", ""))
+            return block, text_tokens(data), data
+        return block, DOCUMENT_TOKENS, ""
+    return block, _json_tokens(block), ""
+
+
+def _json_tokens(block: Mapping[str, Any]) -> int:
+    return -(-len(_canonical(block)) // 4)
+
+
+def _canonical(block: Mapping[str, Any]) -> bytes:
+    # The marker does not change the cached content, so it is left out of the prefix hash.
+    if "cache_control" in block:
+        block = {k: v for k, v in block.items() if k != "cache_control"}
+    return orjson.dumps(block, option=orjson.OPT_SORT_KEYS)
+
+
+def _last_user_words(params: Mapping[str, Any]) -> str:
+    for message in reversed(params.get("messages") or ()):
+        if isinstance(message, dict) and message.get("role") == "user":
+            # Only the start is needed; splitting a long prompt whole would cost real time.
+            return " ".join(_message_text(message)[:400].split()[:WORDS_ECHOED])
+    return ""
+
+
+def _message_text(message: Mapping[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
+        )
+    return ""

@@ -1,0 +1,134 @@
+"""Deterministic answers. A request becomes a compact `Record` at create time (the parsed
+body is then dropped): the same params always give the same message, and the default text
+echoes the model, a prompt digest and the first words of the last user turn so a test can
+see that each result belongs to its input."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runner.emulator import params as params_check
+from runner.emulator import prompt as prompt_mod
+from runner.emulator.config import ResponseRule
+from runner.emulator.prompt import Breakpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One request as the emulator keeps it: enough to answer, bill and persist."""
+
+    custom_id: str
+    model: str
+    error_type: str | None = None
+    error_message: str | None = None
+    text: str = ""
+    stop_reason: str = "end_turn"
+    output_tokens: int = 0
+    prompt_tokens: int = 0
+    breakpoints: tuple[Breakpoint, ...] = ()
+    inference_geo: str | None = None
+    message_id: str = ""
+    thinking: str | None = None
+
+    def to_row(self) -> list[Any]:
+        bps = [[b.tokens, b.prefix_hash, b.ttl] for b in self.breakpoints]
+        return [*(getattr(self, n) for n in _ROW_FIELDS), bps]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Record:
+        bps = tuple(Breakpoint(t, h, ttl) for t, h, ttl in row[-1])
+        return cls(**dict(zip(_ROW_FIELDS, row[:-1], strict=True)), breakpoints=bps)
+
+
+_ROW_FIELDS = (
+    "custom_id",
+    "model",
+    "error_type",
+    "error_message",
+    "text",
+    "stop_reason",
+    "output_tokens",
+    "prompt_tokens",
+    "inference_geo",
+    "message_id",
+    "thinking",
+)
+
+
+def make_record(
+    custom_id: str, params: Any, ctx: params_check.Context, rules: Sequence[ResponseRule]
+) -> Record:
+    """Validate and summarise one request; an invalid one becomes an errored record."""
+    problem = params_check.check(params, ctx)
+    if problem is not None:
+        model = params.get("model") if isinstance(params, dict) else None
+        return Record(custom_id, str(model), "invalid_request_error", problem)
+    prompt = prompt_mod.analyze(params)
+    rule = next((r for r in rules if r.matches(custom_id, prompt.text)), None)
+    model = params["model"]
+    if rule is not None and rule.errored:
+        message = rule.message or f"Emulated {rule.errored} (scripted by a responses rule)"
+        return Record(custom_id, model, rule.errored, message)
+    thinking = _thinking(params, prompt)
+    spent = prompt_mod.text_tokens(thinking or "")
+    text, stop = _reply(model, prompt, rule, max(0, params["max_tokens"] - spent))
+    geo = params.get("inference_geo")
+    return Record(
+        custom_id,
+        model,
+        text=text,
+        stop_reason=stop,
+        output_tokens=max(1, spent + prompt_mod.text_tokens(text)),
+        prompt_tokens=prompt.tokens,
+        breakpoints=prompt.breakpoints,
+        inference_geo=geo if isinstance(geo, str) else None,
+        message_id="msg_emu" + hashlib.sha256(f"{prompt.digest}\0{text}".encode()).hexdigest()[:20],
+        thinking=thinking,
+    )
+
+
+def _thinking(params: dict[str, Any], prompt: prompt_mod.Prompt) -> str | None:
+    """With extended thinking on, a thinking block comes first, as it does from the API:
+    a runner that takes `content[0]` as the answer must fail here."""
+    config = params.get("thinking")
+    if isinstance(config, dict) and config.get("type") in ("enabled", "adaptive"):
+        return f"Emulated thinking about prompt {prompt.digest}."
+    return None
+
+
+def _reply(
+    model: str, prompt: prompt_mod.Prompt, rule: ResponseRule | None, max_tokens: int
+) -> tuple[str, str]:
+    text = f"Emulated reply from {model} to prompt {prompt.digest}: {prompt.last_user_words}"
+    if rule is not None and rule.text is not None:
+        text = rule.text
+    if rule is not None and rule.stop_reason is not None:
+        return text, rule.stop_reason
+    if prompt_mod.text_tokens(text) > max_tokens:
+        return text[: max_tokens * 4], "max_tokens"
+    return text, "end_turn"
+
+
+def message(record: Record, usage: Mapping[str, Any]) -> dict[str, Any]:
+    """The succeeded result's Message (contract section 7)."""
+    return {
+        "id": record.message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": record.model,
+        "content": _content(record),
+        "stop_reason": record.stop_reason,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
+def _content(record: Record) -> list[dict[str, Any]]:
+    text = {"type": "text", "text": record.text}
+    if record.thinking is None:
+        return [text]
+    signature = "emu" + record.message_id.removeprefix("msg_emu")
+    return [{"type": "thinking", "thinking": record.thinking, "signature": signature}, text]

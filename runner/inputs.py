@@ -1,0 +1,304 @@
+"""Inputs: a job's glob or JSONL/CSV records -> a deterministic stream of `InputItem`.
+
+Streaming: one file or record is read at a time, so memory does not grow with the number
+of inputs (only the set of keys seen, for the duplicate check, does).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import os
+import posixpath
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from runner import render
+from runner.errors import InputError
+from runner.spec import JobSpec
+
+# A Messages request may not exceed 32 MB (api-contract 2.7); read as 10^6 to stay safe
+# whichever way the API means "MB". A file this large can never become a request, so it is
+# refused before it is read into memory.
+MAX_INPUT_FILE_BYTES = 32_000_000
+
+_IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InputItem:
+    """One input: its stable key, its file (relative POSIX path, or None for a record), the
+    `input` template context, and content blocks sent before the prompt (document/image)."""
+
+    key: str
+    path: str | None
+    context: Mapping[str, Any]
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def origin(self) -> str:
+        """Where the input came from, for error messages: its path or record line."""
+        if self.path is not None:
+            return self.path
+        return f"line {self.context['line']}"
+
+
+def iter_inputs(job: JobSpec) -> Iterator[InputItem]:
+    """Yield the job's inputs in a deterministic order (sorted paths; records in file order).
+
+    Raises `InputError` for an unreadable or malformed input, a key that cannot be rendered,
+    and two inputs with the same key (naming both).
+    """
+    spec = job.input
+    if spec.kind == "glob":
+        raw: Iterator[InputItem] = _iter_files(job)
+    elif spec.kind == "jsonl":
+        raw = _iter_jsonl(_record_file(job))
+    else:
+        raw = _iter_csv(_record_file(job))
+    yield from _keyed(job, raw)
+
+
+def _record_file(job: JobSpec) -> Path:
+    path = job.input.path
+    if path is None or not path.is_file():
+        raise InputError(f"{job.path}: input file {path} does not exist")
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# Keys
+
+
+def _keyed(job: JobSpec, items: Iterator[InputItem]) -> Iterator[InputItem]:
+    """Give each item its key (template or default) and refuse duplicates."""
+    key_template = render.KeyRenderer(job) if job.input.key is not None else None
+    seen: set[str] = set()
+    for item in items:
+        key = key_template.render(item) if key_template is not None else item.key
+        if key in seen:
+            first = _first_with_key(job, key, key_template)
+            raise InputError(
+                f"{job.path}: inputs {first} and {item.origin} have the same key {key!r}: "
+                "each input needs its own key (see input.key)"
+            )
+        seen.add(key)
+        yield item if key == item.key else InputItem(key, item.path, item.context, item.blocks)
+
+
+def _first_with_key(job: JobSpec, key: str, key_template: render.KeyRenderer | None) -> str:
+    """The origin of the first input with `key`: found again rather than stored for every key,
+    because duplicates are rare and memory should not grow with the input count."""
+    source = _iter_files(job) if job.input.kind == "glob" else None
+    if source is None:
+        path = _record_file(job)
+        source = _iter_jsonl(path) if job.input.kind == "jsonl" else _iter_csv(path)
+    for item in source:
+        if (key_template.render(item) if key_template else item.key) == key:
+            return item.origin
+    return "?"  # pragma: no cover - the key was seen, so a second pass finds it
+
+
+# ---------------------------------------------------------------------------------------
+# Files
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a glob over POSIX relative paths: `*` and `?` stay within one folder,
+    `**/` matches any number of folders (including none), `[...]` is a character class."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
+            body = pattern[i + 1 : end].replace("\\", "\\\\")
+            out.append("[^" + body[1:] + "]" if body[:1] in "!^" else "[" + body + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The folders before the first wildcard: the only part of the tree worth walking."""
+    parts = pattern.split("/")[:-1]
+    prefix: list[str] = []
+    for part in parts:
+        if any(ch in part for ch in "*?["):
+            break
+        prefix.append(part)
+    return "/".join(prefix)
+
+
+def matching_files(job: JobSpec) -> list[str]:
+    """Relative POSIX paths of the files the glob selects, minus exclusions, sorted."""
+    pattern = job.input.pattern or ""
+    include = glob_regex(pattern)
+    excludes = [glob_regex(p) for p in job.input.exclude]
+    prefix = _literal_prefix(pattern)
+    root = job.base_dir / prefix
+    # Without `**`, nothing deeper than the pattern's own depth can match: do not walk it.
+    prefix_depth = prefix.count("/") + 1 if prefix else 0
+    max_depth = None if "**" in pattern else pattern.count("/") - prefix_depth
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root):
+        rel_folder = Path(folder).relative_to(root).as_posix()
+        depth = 0 if rel_folder == "." else rel_folder.count("/") + 1
+        if max_depth is not None and depth >= max_depth:
+            dirs.clear()
+        for name in files:
+            rel = posixpath.normpath(posixpath.join(prefix, rel_folder, name))
+            if include.match(rel) and not any(x.match(rel) for x in excludes):
+                found.append(rel)
+    return sorted(found)
+
+
+def _iter_files(job: JobSpec) -> Iterator[InputItem]:
+    for rel in matching_files(job):
+        path = job.base_dir / rel
+        if path.is_file():
+            yield _file_item(job, rel, path)
+
+
+def _file_item(job: JobSpec, rel: str, path: Path) -> InputItem:
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"{rel}: the file is empty: there is nothing to send")
+    if size > MAX_INPUT_FILE_BYTES:
+        raise InputError(
+            f"{rel}: {size:,} bytes is more than a request may hold "
+            f"({MAX_INPUT_FILE_BYTES:,}): split the file or leave it out with input.exclude"
+        )
+    data = path.read_bytes()
+    context: dict[str, Any] = {
+        "path": rel,
+        "name": path.name,
+        "stem": path.stem,
+        "bytes": size,
+    }
+    as_ = job.input.as_
+    if as_ == "text":
+        context["text"] = _decode_text(rel, data)
+        return InputItem(rel, rel, context)
+    block = _document_block(rel, data) if as_ == "document" else _image_block(rel, data)
+    return InputItem(rel, rel, context, [block])
+
+
+def _decode_text(rel: str, data: bytes) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{rel}: not valid UTF-8 at byte offset {exc.start} "
+            f"(byte 0x{data[exc.start]:02x}): convert the file to UTF-8, or send it with "
+            "input.as: document or image"
+        ) from None
+    return text.removeprefix("\ufeff")  # a BOM is an encoding mark, not text to send
+
+
+def _document_block(rel: str, data: bytes) -> dict[str, Any]:
+    if not data.startswith(b"%PDF-"):
+        raise InputError(f"{rel}: not a PDF (no %PDF- header): input.as: document sends PDFs")
+    return _base64_block("document", "application/pdf", data)
+
+
+def image_media_type(data: bytes) -> str | None:
+    """The media type of a PNG, JPEG, GIF or WebP image from its magic bytes, else None."""
+    for magic, media_type in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return media_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _image_block(rel: str, data: bytes) -> dict[str, Any]:
+    media_type = image_media_type(data)
+    if media_type is None:
+        raise InputError(
+            f"{rel}: not a PNG, JPEG, GIF or WebP image (judged by its content, not its name)"
+        )
+    return _base64_block("image", media_type, data)
+
+
+def _base64_block(kind: str, media_type: str, data: bytes) -> dict[str, Any]:
+    encoded = base64.b64encode(data).decode("ascii")
+    return {"type": kind, "source": {"type": "base64", "media_type": media_type, "data": encoded}}
+
+
+# ---------------------------------------------------------------------------------------
+# Records
+
+
+def _record_item(line: int, record: dict[str, Any]) -> InputItem:
+    return InputItem(str(line), None, {"record": record, "line": line})
+
+
+def _iter_jsonl(path: Path) -> Iterator[InputItem]:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: not valid JSON: {exc}") from None
+            if not isinstance(record, dict):
+                kind = type(record).__name__
+                raise InputError(f"{path}:{number}: each line must be a JSON object, not {kind}")
+            yield _record_item(number, record)
+
+
+def _iter_csv(path: Path) -> Iterator[InputItem]:
+    # utf-8-sig: spreadsheets often write a BOM that would otherwise prefix the first column.
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        header = _csv_header(path, reader)
+        last = reader.line_num
+        try:
+            for row in reader:
+                start, last = last + 1, reader.line_num
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise InputError(
+                        f"{path}:{start}: {len(row)} fields where the header has {len(header)}"
+                    )
+                yield _record_item(start, dict(zip(header, row, strict=True)))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}:{reader.line_num}: unreadable CSV: {exc}") from None
+
+
+def _csv_header(path: Path, reader: Any) -> list[str]:
+    try:
+        header: list[str] = next(reader)
+    except StopIteration:
+        raise InputError(f"{path}: the CSV file is empty: it needs a header row") from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}:1: unreadable CSV header: {exc}") from None
+    duplicates = sorted({h for h in header if header.count(h) > 1})
+    if duplicates:
+        raise InputError(f"{path}:1: duplicate column names in the header: {duplicates}")
+    return header

@@ -1,0 +1,152 @@
+"""runner.pricing: the packaged table and the cost formula, against hand-computed figures.
+
+Sonnet 4.6 (USD/MTok): input 3, output 15, 5m write 3.75, 1h write 6, read 0.30.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from runner import pricing
+from runner.spec import PriceOverride
+
+SONNET = pricing.price_for("claude-sonnet-4-6")
+
+
+def _cost(usage: dict[str, Any], **kwargs: Any) -> float:
+    assert SONNET is not None
+    return pricing.cost_usd(usage, SONNET, **kwargs)
+
+
+def test_table_is_dated_package_data_with_sources() -> None:
+    assert pricing.as_of() == "2026-11"
+    for row in pricing.table()["models"]:
+        assert row["source"] and row["ids"]
+
+
+def test_no_cache() -> None:
+    """0.5 x (1000 x 3 + 500 x 15) / 1e6."""
+    usage = {"input_tokens": 1000, "output_tokens": 500}
+    assert _cost(usage) == pytest.approx(0.00525)
+    assert _cost(usage, batch=False) == pytest.approx(0.0105)
+
+
+def test_5m_cache_write() -> None:
+    """0.5 x (100 x 3 + 2000 x 3.75 + 10 x 15) / 1e6."""
+    usage = {
+        "input_tokens": 100,
+        "cache_creation_input_tokens": 2000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 2000, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": 10,
+    }
+    assert _cost(usage) == pytest.approx(0.003975)
+
+
+def test_1h_cache_write() -> None:
+    """0.5 x (100 x 3 + 2000 x 6 + 10 x 15) / 1e6."""
+    usage = {
+        "input_tokens": 100,
+        "cache_creation_input_tokens": 2000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 2000},
+        "output_tokens": 10,
+    }
+    assert _cost(usage) == pytest.approx(0.006225)
+
+
+def test_cache_write_without_the_split_counts_as_5m() -> None:
+    usage = {"input_tokens": 100, "cache_creation_input_tokens": 2000, "output_tokens": 10}
+    assert _cost(usage) == pytest.approx(0.003975)
+
+
+def test_cache_read() -> None:
+    """0.5 x (100 x 3 + 2000 x 0.30 + 10 x 15) / 1e6."""
+    usage = {"input_tokens": 100, "cache_read_input_tokens": 2000, "output_tokens": 10}
+    assert _cost(usage) == pytest.approx(0.000525)
+
+
+def test_null_counters_are_zero() -> None:
+    usage = {"input_tokens": 1000, "output_tokens": 0, "cache_read_input_tokens": None}
+    assert _cost({**usage, "cache_creation": None}) == pytest.approx(0.0015)
+
+
+def test_us_geo_multiplier_for_claude_4_6_and_later() -> None:
+    """1.1 x the no-cache figure on Sonnet 4.6; not on Sonnet 4.5 (before 4.6)."""
+    usage = {"input_tokens": 1000, "output_tokens": 500, "inference_geo": "us"}
+    assert _cost(usage) == pytest.approx(0.005775)
+    older = pricing.price_for("claude-sonnet-4-5")
+    assert older is not None
+    assert pricing.cost_usd(usage, older) == pytest.approx(0.00525)
+    assert _cost({**usage, "inference_geo": "global"}) == pytest.approx(0.00525)
+
+
+def test_model_argument_decides_the_geo_rule() -> None:
+    usage = {"input_tokens": 1000, "output_tokens": 500, "inference_geo": "us"}
+    assert _cost(usage, model="claude-sonnet-4-5") == pytest.approx(0.00525)
+
+
+@pytest.mark.parametrize(
+    ("model", "applies"),
+    [
+        ("claude-opus-4-6", True),
+        ("claude-sonnet-5", True),
+        ("claude-haiku-5-5", True),
+        ("claude-opus-4-5-20251101", False),
+        ("claude-haiku-4-5", False),
+        ("claude-opus-4", False),
+        ("claude-mythos-preview", False),
+    ],
+)
+def test_us_geo_applies(model: str, applies: bool) -> None:
+    assert pricing.us_geo_applies(model) is applies
+
+
+def test_unknown_model_has_no_price() -> None:
+    assert pricing.price_for("claude-mythos-preview") is None
+    assert pricing.price_for("gpt-5") is None
+
+
+def test_dated_alias_shares_the_price() -> None:
+    dated = pricing.price_for("claude-haiku-4-5-20251001")
+    assert dated is not None and dated.input == 1 and dated.output == 5
+    assert dated.model == "claude-haiku-4-5"
+
+
+def test_cache_read_exception_from_the_table() -> None:
+    """Opus 5.5 reads at 0.05x of input (0.20 of 4), not 0.1x."""
+    prices = pricing.price_for("claude-opus-5-5")
+    assert prices is not None and prices.cache_read == 0.20
+
+
+def test_override_with_default_cache_prices() -> None:
+    """Input 2, output 8: 5m write 2.5, 1h 4, read 0.2; 0.5 x (2000+2500+200+8000) / 1e6."""
+    prices = pricing.price_for("my-model", PriceOverride(input=2, output=8))
+    assert prices is not None
+    assert (prices.cache_write_5m, prices.cache_write_1h, prices.cache_read) == (2.5, 4, 0.2)
+    usage = {
+        "input_tokens": 1000,
+        "cache_creation_input_tokens": 1000,
+        "cache_read_input_tokens": 1000,
+        "output_tokens": 1000,
+    }
+    assert pricing.cost_usd(usage, prices) == pytest.approx(0.00635)
+
+
+def test_override_wins_over_the_table() -> None:
+    prices = pricing.price_for(
+        "claude-sonnet-4-6", PriceOverride(input=1, output=2, cache_read=0.5)
+    )
+    assert prices is not None and prices.input == 1 and prices.cache_read == 0.5
+    assert prices.min_cacheable_tokens == 1024  # still known from the table
+
+
+def test_haiku_5_5_tiers_by_total_prompt() -> None:
+    """At most 100,000 prompt tokens: base tier; above: the whole request at the long tier."""
+    prices = pricing.price_for("claude-haiku-5-5")
+    assert prices is not None
+    base = pricing.cost_usd({"input_tokens": 100_000, "output_tokens": 0}, prices)
+    assert base == pytest.approx(0.5 * 100_000 * 0.10 / 1e6)
+    usage = {"input_tokens": 1, "cache_read_input_tokens": 100_000, "output_tokens": 10}
+    long = pricing.cost_usd(usage, prices)
+    assert long == pytest.approx(0.5 * (1 * 0.50 + 100_000 * 0.05 + 10 * 2.50) / 1e6)
