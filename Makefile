@@ -12,8 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The quickstart job end to end against the in-process emulator: no API key, no network.
 demo: $(STAMP)
 	$(BIN)/batchrun validate jobs/*.yaml
+	$(BIN)/batchrun plan jobs/quickstart.yaml
+	$(BIN)/batchrun run --emulate jobs/quickstart.yaml
+	@echo "results: out/quickstart.jsonl (one line per input);" \
+		"dead letters, if any: out/quickstart.jsonl.dead.jsonl"
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
