@@ -210,8 +210,8 @@ def _plan(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> int:
     from runner import plan_format
 
     counter = plan_.backend_count_tokens() if count_tokens else None
-    # No stored state is read yet: the executor's store will supply it (all requests new).
-    plans = [plan_.make_plan(spec.load_job(p), None, count_tokens=counter) for p in jobs]
+    specs = [spec.load_job(p) for p in jobs]
+    plans = [plan_.make_plan(j, commands.stored_states(j), count_tokens=counter) for j in specs]
     if as_json:
         click.echo(orjson.dumps([p.as_dict() for p in plans], option=orjson.OPT_INDENT_2))
     else:

@@ -17,6 +17,7 @@ from runner import executor, log, recover, report
 from runner.backend import Backend
 from runner.context import BudgetCheck, Compiler, Context, Pricer
 from runner.errors import BatchrunError
+from runner.records import RequestState
 from runner.sinks import open_sink
 from runner.spec import JobSpec, load_job
 from runner.store import LockHeld, Store, default_state_dir
@@ -176,6 +177,18 @@ def _summarize(job: JobSpec, store: Store, summary: executor.RunSummary, no_wait
         print(f"  {summary.canceled} requests canceled: the next run resubmits them")
         return EXIT_ERROR
     return EXIT_OK
+
+
+def stored_states(job: JobSpec, root: Path | None = None) -> dict[str, RequestState] | None:
+    """Every request the job's state knows (for `plan`), or None if it never ran."""
+    where = state_dir(job, root)
+    if not Store.exists(where):
+        return None
+    store = Store.open(where)
+    try:
+        return {s.custom_id: s for s in store.iter_states(current_only=False)}
+    finally:
+        store.close()
 
 
 def status_jobs(paths: tuple[Path, ...], as_json: bool, root: Path | None) -> int:

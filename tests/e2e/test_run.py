@@ -53,6 +53,8 @@ def test_rerun_submits_nothing(tmp_path: Path, start_emulator: EmulatorFactory) 
     before = emu.stats()
     proc = batchrun(emu.base_url, "run", job)
     assert proc.returncode == 0 and "submitted 0 requests" in proc.stdout
+    plan = batchrun(emu.base_url, "plan", "--json", job)
+    assert orjson.loads(plan.stdout)[0]["counts"]["done"] == 4, plan.stdout
     after = emu.stats()
     assert (after["batches_created"], after["requests_received"]) == (
         before["batches_created"],

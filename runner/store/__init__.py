@@ -2,7 +2,8 @@
 
 State is the source of truth. Every remote side effect is bracketed by a committed write
 (an intent row before create, the batch id after), results are committed here before any
-sink sees them, and sinks are re-fed from here after a crash. Only this module talks SQL.
+sink sees them, and sinks are re-fed from here after a crash. Only this package talks
+SQL (schema.py: the migrations; reads.py: streamed reads for export, status, reports).
 """
 
 from __future__ import annotations
@@ -18,69 +19,22 @@ from typing import IO, Any
 import orjson
 
 from runner.records import DeadLetter, RequestState, RequestStatus, ResultRecord
+from runner.store.reads import Reads
+from runner.store.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "MIGRATIONS",
+    "PAGE",
+    "SCHEMA_VERSION",
+    "BatchRow",
+    "Intent",
+    "LockHeld",
+    "Outcome",
+    "Store",
+    "default_state_dir",
+]
+
 PAGE = 1000  # rows per streamed page and per executemany
-
-# One entry per schema version: MIGRATIONS[i] moves a database from version i to i + 1.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE requests (
-        custom_id TEXT PRIMARY KEY,
-        input_key TEXT NOT NULL,
-        input_path TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        status TEXT NOT NULL,
-        current INTEGER NOT NULL DEFAULT 1,
-        intent_id INTEGER,
-        batch_id TEXT,
-        error_type TEXT,
-        error_message TEXT,
-        input_tokens INTEGER, cache_write_5m INTEGER, cache_write_1h INTEGER,
-        cache_read INTEGER, output_tokens INTEGER, cost_usd REAL, standard_cost_usd REAL
-    );
-    CREATE INDEX requests_status ON requests (status, current);
-    CREATE INDEX requests_batch ON requests (batch_id);
-    CREATE INDEX requests_intent ON requests (intent_id);
-    CREATE TABLE intents (
-        id INTEGER PRIMARY KEY,
-        chunk_sha256 TEXT NOT NULL,
-        betas TEXT NOT NULL,
-        request_count INTEGER NOT NULL,
-        bytes INTEGER NOT NULL,
-        created_at REAL NOT NULL,
-        newest_before TEXT,
-        batch_id TEXT
-    );
-    CREATE TABLE batches (
-        id TEXT PRIMARY KEY,
-        intent_id INTEGER,
-        chunk_sha256 TEXT,
-        betas TEXT NOT NULL,
-        request_count INTEGER NOT NULL,
-        bytes INTEGER NOT NULL,
-        created_at TEXT NOT NULL,
-        status TEXT NOT NULL,
-        counts TEXT NOT NULL DEFAULT '{}',
-        cancel_requested INTEGER NOT NULL DEFAULT 0,
-        collect_attempts INTEGER NOT NULL DEFAULT 0,
-        collected INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE results (
-        input_key TEXT PRIMARY KEY,
-        custom_id TEXT NOT NULL,
-        record BLOB NOT NULL,
-        written INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE dead (
-        input_key TEXT PRIMARY KEY,
-        custom_id TEXT NOT NULL,
-        record BLOB NOT NULL,
-        written INTEGER NOT NULL DEFAULT 0
-    );
-    """,
-)
 
 
 class LockHeld(Exception):
@@ -138,7 +92,7 @@ def default_state_dir(job_path: Path, job_name: str) -> Path:
     return job_path.parent / ".batchrun" / job_name
 
 
-class Store:
+class Store(Reads):
     """One job's state directory: `state.db` (SQLite, WAL) and `lock`."""
 
     def __init__(self, state_dir: Path, db: sqlite3.Connection, created: bool = False) -> None:
@@ -155,7 +109,7 @@ class Store:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # a committed row survives power loss too
         db.execute("PRAGMA busy_timeout=30000")
-        return cls(state_dir, db, _migrate(db))
+        return cls(state_dir, db, migrate(db))
 
     @classmethod
     def exists(cls, state_dir: Path) -> bool:
@@ -226,13 +180,14 @@ class Store:
         )
         return {r[0]: RequestState(r[0], r[1], r[2], r[3]) for r in rows}
 
-    def iter_states(self) -> Iterator[RequestState]:
-        """Every current request's state, streamed."""
+    def iter_states(self, current_only: bool = True) -> Iterator[RequestState]:
+        """Every (current) request's state, streamed."""
         last = ""
+        where = "current = 1 AND" if current_only else ""
         while True:
             rows = self.db.execute(
                 "SELECT custom_id, input_key, status, attempts FROM requests "
-                "WHERE current = 1 AND custom_id > ? ORDER BY custom_id LIMIT ?",
+                f"WHERE {where} custom_id > ? ORDER BY custom_id LIMIT ?",
                 (last, PAGE),
             ).fetchall()
             if not rows:
@@ -472,66 +427,3 @@ class Store:
         with self.transaction() as db:
             db.execute("UPDATE results SET written = 0")
             db.execute("UPDATE dead SET written = 0")
-
-    # --- reading for export, status and reports --------------------------------------
-
-    def iter_results(self) -> Iterator[ResultRecord]:
-        """Every input's current result, streamed in input-key order (for `export`)."""
-        yield from self._iter_records("results", ResultRecord)
-
-    def iter_dead(self) -> Iterator[DeadLetter]:
-        """Every current dead letter, streamed in input-key order."""
-        yield from self._iter_records("dead", DeadLetter)
-
-    def _iter_records(self, table: str, kind: Any) -> Iterator[Any]:
-        last = ""
-        while True:
-            rows = self.db.execute(
-                f"SELECT input_key, record FROM {table} WHERE input_key > ? "
-                "ORDER BY input_key LIMIT ?",
-                (last, PAGE),
-            ).fetchall()
-            if not rows:
-                return
-            yield from (kind(**orjson.loads(r[1])) for r in rows)
-            last = rows[-1][0]
-
-    def usage_totals(self) -> dict[str, float]:
-        """Tokens by category and dollars over every succeeded request ever collected."""
-        row = self.db.execute(
-            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cache_write_5m), 0), "
-            "COALESCE(SUM(cache_write_1h), 0), COALESCE(SUM(cache_read), 0), "
-            "COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0), "
-            "COALESCE(SUM(standard_cost_usd), 0), COUNT(*), COUNT(cost_usd) "
-            "FROM requests WHERE status = 'succeeded'"
-        ).fetchone()
-        names = ("input", "cache_write_5m", "cache_write_1h", "cache_read", "output",
-                 "cost_usd", "standard_cost_usd", "succeeded", "priced")  # fmt: skip
-        return dict(zip(names, row, strict=True))
-
-    def dead_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM dead").fetchone()[0])
-
-
-def _migrate(db: sqlite3.Connection) -> bool:
-    """Bring the schema to SCHEMA_VERSION, one atomic step per version. True if the
-    database was new. Two processes opening a new state at once migrate it once."""
-    created = False
-    while True:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(f"state schema {version} is newer than this batchrun")
-            if version == SCHEMA_VERSION:
-                db.execute("COMMIT")
-                return created
-            created = created or version == 0
-            for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {version + 1}")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")

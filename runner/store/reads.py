@@ -1,0 +1,56 @@
+"""Reads of a job's state for `export`, `status` and the cost report: all streamed."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from runner.records import DeadLetter, ResultRecord
+
+PAGE = 1000  # rows per streamed page
+
+
+class Reads:
+    """Mixed into `Store`: everything here only reads."""
+
+    db: sqlite3.Connection
+
+    def iter_results(self) -> Iterator[ResultRecord]:
+        """Every input's current result, streamed in input-key order (for `export`)."""
+        yield from self._iter_records("results", ResultRecord)
+
+    def iter_dead(self) -> Iterator[DeadLetter]:
+        """Every current dead letter, streamed in input-key order."""
+        yield from self._iter_records("dead", DeadLetter)
+
+    def _iter_records(self, table: str, kind: Any) -> Iterator[Any]:
+        last = ""
+        while True:
+            rows = self.db.execute(
+                f"SELECT input_key, record FROM {table} WHERE input_key > ? "
+                "ORDER BY input_key LIMIT ?",
+                (last, PAGE),
+            ).fetchall()
+            if not rows:
+                return
+            yield from (kind(**orjson.loads(r[1])) for r in rows)
+            last = rows[-1][0]
+
+    def usage_totals(self) -> dict[str, float]:
+        """Tokens by category and dollars over every succeeded request ever collected."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cache_write_5m), 0), "
+            "COALESCE(SUM(cache_write_1h), 0), COALESCE(SUM(cache_read), 0), "
+            "COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0), "
+            "COALESCE(SUM(standard_cost_usd), 0), COUNT(*), COUNT(cost_usd) "
+            "FROM requests WHERE status = 'succeeded'"
+        ).fetchone()
+        names = ("input", "cache_write_5m", "cache_write_1h", "cache_read", "output",
+                 "cost_usd", "standard_cost_usd", "succeeded", "priced")  # fmt: skip
+        return dict(zip(names, row, strict=True))
+
+    def dead_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM dead").fetchone()[0])
