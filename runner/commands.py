@@ -4,6 +4,7 @@ function, return an exit code. cli.py only parses options and calls these."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 
 from runner import executor, log, recover, report
-from runner.backend import Backend
+from runner.backend import Backend, Retryable
 from runner.context import BudgetCheck, Compiler, Context, Pricer
 from runner.errors import BatchrunError
 from runner.records import RequestState
@@ -37,6 +38,15 @@ class Remote:
 def state_dir(job: JobSpec, root: Path | None) -> Path:
     """`.batchrun/<job>/` beside the job file, or `<root>/<job>/` with --state-dir."""
     return root / job.name if root else default_state_dir(job.path, job.name)
+
+
+@contextlib.contextmanager
+def _api_errors() -> Iterator[None]:
+    """The API stayed unavailable through every retry: a clean error, state is intact."""
+    try:
+        yield
+    except Retryable as exc:
+        raise BatchrunError(f"the API is unavailable ({exc}); state is saved: run again") from None
 
 
 @contextlib.contextmanager
@@ -72,11 +82,14 @@ def pricer(job: JobSpec) -> Pricer:
 
 
 def _progress() -> Callable[[str], None]:
+    """A one-line status on a terminal (compile, submit, poll counts, collect). The cursor
+    goes back to the line start, so the next log line simply writes over it."""
     if not sys.stderr.isatty():
         return lambda _text: None
+    width = shutil.get_terminal_size().columns - 1
 
     def show(text: str) -> None:
-        sys.stderr.write(f"\r\033[K{text[:200]}")
+        sys.stderr.write(f"\033[K{text[:width]}\r")
         sys.stderr.flush()
 
     return show
@@ -118,7 +131,7 @@ def run_jobs(paths: tuple[Path, ...], no_wait: bool, root: Path | None, remote: 
     command, so a kept state would point at batches no API knows."""
     jobs = [load_job(p) for p in paths]
     codes = [EXIT_OK]
-    with backend(remote) as api, contextlib.ExitStack() as stack:
+    with _api_errors(), backend(remote) as api, contextlib.ExitStack() as stack:
         if remote.emulate and root is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="batchrun-")))
         for job in jobs:
@@ -214,8 +227,11 @@ def status_jobs(paths: tuple[Path, ...], as_json: bool, root: Path | None) -> in
 
 def cancel_jobs(paths: tuple[Path, ...], root: Path | None, remote: Remote) -> int:
     """`batchrun cancel`: no lock, so it works while a run of the job is waiting."""
-    with backend(remote) as api:
+    with _api_errors(), backend(remote) as api:
         for job in (load_job(p) for p in paths):
+            if not Store.exists(state_dir(job, root)):
+                print(f"{job.name}: never run, nothing to cancel")
+                continue
             store = Store.open(state_dir(job, root))
             try:
                 ctx = Context(job=job, store=store, backend=api, sink=open_sink(job),
@@ -229,7 +245,7 @@ def cancel_jobs(paths: tuple[Path, ...], root: Path | None, remote: Remote) -> i
 
 def recover_jobs(paths: tuple[Path, ...], root: Path | None, remote: Remote) -> int:
     """`batchrun recover`: rebuild lost state from the workspace's batches."""
-    with backend(remote) as api:
+    with _api_errors(), backend(remote) as api:
         for job in (load_job(p) for p in paths):
             store = Store.open(state_dir(job, root))
             try:

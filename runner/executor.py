@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from runner import collect, crashpoint, log, submit
+from runner.backend import Retryable
 from runner.context import Context
 from runner.store import PAGE
 
@@ -87,7 +88,7 @@ def run(ctx: Context, no_wait: bool = False) -> RunSummary:
     interval = ctx.job.poll_interval_s
     first = True
     while True:
-        submit.reconcile_intents(ctx)
+        settled = _settle_intents(ctx)
         polled = collect.poll(ctx)
         sent = submit.submit_waiting(ctx, include_canceled=first)
         first = False
@@ -102,9 +103,20 @@ def run(ctx: Context, no_wait: bool = False) -> RunSummary:
         interval = ctx.job.poll_interval_s if progressed else _backoff(ctx, interval)
         # A fresh batch may end quickly (small ones often do): look again soon, once.
         soon = min(interval, FIRST_POLL_S) if sent.batches else interval
-        wait = max(soon, polled.retry_after or 0.0, sent.retry_after or 0.0)
+        wait = max(soon, polled.retry_after or 0.0, sent.retry_after or 0.0, settled or 0.0)
         bound.debug("waiting", seconds=wait, **summary.counts)
         ctx.clock.sleep(wait)
+
+
+def _settle_intents(ctx: Context) -> float | None:
+    """Reconcile open intents; if the API cannot be listed now, their requests simply stay
+    in flight (never resubmitted) until a later pass can. Returns a retry-after, if any."""
+    try:
+        submit.reconcile_intents(ctx)
+    except Retryable as exc:
+        _log.warning("could not list batches to settle an interrupted create", error=str(exc))
+        return exc.retry_after
+    return None
 
 
 def _finished(ctx: Context, counts: dict[str, int]) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from runner import collect, log
 from runner.backend import RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.context import Context
@@ -10,6 +13,7 @@ from runner.executor import sync_requests
 from runner.store import BatchRow
 
 _log = log.get("batchrun.recover")
+T = TypeVar("T")
 
 
 def cancel_job(ctx: Context) -> list[str]:
@@ -39,12 +43,13 @@ def recover(ctx: Context) -> int:
     sync_requests(ctx)
     owned = ctx.store.owned_batch_ids()
     adopted = 0
-    pending = [b for b in reversed(list(ctx.backend.list_batches())) if b.id not in owned]
+    listed = _patiently(ctx, lambda: list(ctx.backend.list_batches()))
+    pending = [b for b in reversed(listed) if b.id not in owned]
     interval = ctx.job.poll_interval_s
     while pending:
         waiting: list[RemoteBatch] = []
         for b in pending:
-            remote = ctx.backend.retrieve(b.id)
+            remote = _patiently(ctx, lambda: ctx.backend.retrieve(b.id))  # noqa: B023
             try:
                 if not remote.ended:
                     waiting.append(remote)
@@ -62,6 +67,17 @@ def recover(ctx: Context) -> int:
             interval = min(interval * 2, ctx.job.poll_max_interval_s)
     collect.flush_sink(ctx)
     return adopted
+
+
+def _patiently(ctx: Context, call: Callable[[], T]) -> T:
+    """`call()`, retried with backoff while the API says "later" (a few minutes at most)."""
+    for attempt in range(8):
+        try:
+            return call()
+        except Retryable as exc:
+            _log.warning("API busy, retrying", error=str(exc))
+            ctx.clock.sleep(exc.retry_after or min(2.0**attempt, 60.0))
+    return call()
 
 
 def _adopt(ctx: Context, remote: RemoteBatch) -> bool:

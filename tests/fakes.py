@@ -205,6 +205,9 @@ class FakeAPI:
         return max(self.batches) if self.batches else None
 
     def list_batches(self, stop_at: str | None = None) -> Iterator[RemoteBatch]:
+        fault = self._fault("list")
+        if isinstance(fault, BaseException):
+            raise fault
         for bid in sorted(self.batches, reverse=True):
             if bid == stop_at:
                 return

@@ -334,3 +334,37 @@ def test_recover_waits_for_processing_batches(tmp_path: Path) -> None:
     ctx.store.close()
     assert run(h).requests_submitted == 0
     assert_exactly_once(h)
+
+
+def test_unlistable_api_keeps_open_intent_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An open intent that cannot be settled now (list fails) is retried on a later pass;
+    its requests are never resubmitted meanwhile."""
+    h = Harness(tmp_path, INPUTS)
+    crash_at(monkeypatch, "after_intent")
+    with pytest.raises(Crash):
+        run(h)
+    monkeypatch.undo()
+    h.api.faults["list"] = [retryable(after=3.0), retryable()]
+    summary = run(h)
+    assert summary.finished and 3.0 in h.clock.slept
+    assert_exactly_once(h)
+
+
+def test_budget_is_checked_before_submitting(tmp_path: Path) -> None:
+    """Over budget: nothing is created and the error propagates (exit 1)."""
+    from runner.errors import BudgetExceeded
+
+    h = Harness(tmp_path, INPUTS)
+    ctx = h.context()
+
+    def refuse(job: Any, ids: set[str]) -> None:
+        raise BudgetExceeded(f"{len(ids)} requests over budget")
+
+    ctx.check_budget = refuse
+    ctx.store.lock()
+    with pytest.raises(BudgetExceeded, match="10 requests"):
+        executor.run(ctx)
+    ctx.store.close()
+    assert h.api.calls.get("create", 0) == 0

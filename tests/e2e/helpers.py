@@ -21,6 +21,7 @@ def write_job(
     inputs: int = 5,
     prompt: str = "Say {{ input.text }}",
     extra: str = "",
+    output: str | None = None,
 ) -> Path:
     """A glob job over `inputs` small text files, polling fast, JSONL output."""
     data = root / "data" / name
@@ -31,7 +32,7 @@ def write_job(
     job.write_text(
         f"version: 1\nname: {name}\ninput:\n  glob: data/{name}/*.txt\n"
         f"model: claude-sonnet-4-6\nmax_tokens: 64\nprompt: {orjson.dumps(prompt).decode()}\n"
-        f"output:\n  type: jsonl\n  path: out/{name}.jsonl\n"
+        f"output: {output or f'{{type: jsonl, path: out/{name}.jsonl}}'}\n"
         "poll: {interval: 50ms, max_interval: 200ms}\n" + extra
     )
     return job

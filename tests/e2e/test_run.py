@@ -4,6 +4,7 @@ emulator with and without faults."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,34 @@ def test_emulate_flag_runs_in_process(tmp_path: Path) -> None:
     assert len(results(job)) == 2 and not (tmp_path / ".batchrun").exists()
     again = batchrun("http://127.0.0.1:9", "run", "--emulate", job, ANTHROPIC_API_KEY="")
     assert again.returncode == 0 and len(results(job)) == 2
+
+
+@pytest.mark.parametrize("output", ["files", "sqlite"])
+def test_other_sinks_get_every_result_once(
+    tmp_path: Path, start_emulator: EmulatorFactory, output: str
+) -> None:
+    """The files and SQLite sinks behind the same loop, with faults: one result per input."""
+    emu = start_emulator({"seed": 4, "create_commit_then_fail": 0.5, "results_truncate": 0.3})
+    spec = {"files": "{type: files, path: out/answers}", "sqlite": "{type: sqlite, path: out/r.db}"}
+    job = write_job(tmp_path, inputs=6, output=spec[output], extra="batch: {max_requests: 2}\n")
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    if output == "files":
+        assert len([p for p in (tmp_path / "out" / "answers").rglob("*") if p.is_file()]) == 6
+    else:
+        db = sqlite3.connect(tmp_path / "out" / "r.db")
+        assert db.execute("SELECT COUNT(DISTINCT input_key), COUNT(*) FROM e2e").fetchone() == (
+            6,
+            6,
+        )
+        db.close()
+    stats = emu.stats()
+    assert stats["double_billed_custom_ids"] == {} and stats["requests_received"] == 6
+
+
+def test_budget_refuses_before_submitting(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=3, extra="budget: {max_usd: 0.0000001}\n")
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 1 and "budget" in proc.stderr
+    assert emu.stats()["batches_created"] == 0
