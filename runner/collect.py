@@ -56,6 +56,8 @@ def poll(ctx: Context) -> PollResult:
             res.retry_after = max(res.retry_after or 0.0, exc.retry_after or 0.0) or None
             continue
         ctx.store.update_batch(row.id, remote.processing_status, remote.counts)
+        if remote.processing_status != row.status:
+            _log.info("batch " + remote.processing_status, job=ctx.job.name, batch_id=row.id)
         ctx.progress(f"batch {row.id}: {remote.processing_status} {_counts(remote.counts)}")
         if remote.ended and collect_batch(ctx, row, remote):
             res.ended += 1

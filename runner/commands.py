@@ -149,6 +149,8 @@ def _run_one(job: JobSpec, api: Backend, no_wait: bool, where: Path, emulated: b
             return EXIT_OK
         if not emulated:
             _refuse_lost_state(job, store)
+        if not job.output.path.exists() and store.has_results():
+            store.mark_all_unwritten()  # the output was removed: rebuild it from state
         ctx = _context(job, store, api)
         try:
             summary = executor.run(ctx, no_wait=no_wait)

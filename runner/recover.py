@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from runner import collect, log
+from runner import collect, log, submit
 from runner.backend import RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.context import Context
 from runner.errors import RemoteError
@@ -41,6 +41,7 @@ def recover(ctx: Context) -> int:
     they end, nobody can tell whose requests they hold. The caller holds the lock.
     Returns the number of batches adopted."""
     sync_requests(ctx)
+    _patiently(ctx, lambda: submit.reconcile_intents(ctx))  # settle interrupted creates first
     owned = ctx.store.owned_batch_ids()
     adopted = 0
     listed = _patiently(ctx, lambda: list(ctx.backend.list_batches()))

@@ -281,7 +281,7 @@ class Store(Reads):
             db.execute(
                 "UPDATE requests SET attempts = attempts - 1, intent_id = NULL, "
                 "status = CASE WHEN attempts - 1 > 0 THEN 'retry' ELSE 'pending' END "
-                "WHERE intent_id = ? AND status = 'in_flight'",
+                "WHERE intent_id = ? AND status = 'in_flight' AND batch_id IS NULL",
                 (intent.id,),
             )
             db.execute("DELETE FROM intents WHERE id = ?", (intent.id,))
@@ -323,9 +323,9 @@ class Store(Reads):
                 (batch_id, request_count, created_at),
             )
             db.executemany(
-                "UPDATE requests SET status = 'in_flight', batch_id = ?, "
+                "UPDATE requests SET status = 'in_flight', batch_id = ?, intent_id = NULL, "
                 "attempts = attempts + 1 WHERE custom_id = ? AND status NOT IN "
-                "('succeeded', 'dead')",
+                "('succeeded', 'dead', 'in_flight')",
                 ((batch_id, cid) for cid in custom_ids),
             )
 

@@ -54,3 +54,8 @@ class Reads:
 
     def dead_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM dead").fetchone()[0])
+
+    def has_results(self) -> bool:
+        """Whether any result or dead letter was ever collected."""
+        row = self.db.execute("SELECT EXISTS (SELECT 1 FROM results UNION SELECT 1 FROM dead)")
+        return bool(row.fetchone()[0])

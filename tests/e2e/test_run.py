@@ -293,3 +293,17 @@ def test_budget_refuses_before_submitting(tmp_path: Path, start_emulator: Emulat
     proc = batchrun(emu.base_url, "run", job)
     assert proc.returncode == 1 and "budget" in proc.stderr
     assert emu.stats()["batches_created"] == 0
+
+
+def test_deleted_output_is_rebuilt_from_state(
+    tmp_path: Path, start_emulator: EmulatorFactory
+) -> None:
+    """The sink is a projection of the state: remove it and the next run writes it again."""
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=3)
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    before = results(job)
+    (tmp_path / "out" / "e2e.jsonl").unlink()
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 0 and "submitted 0 requests" in proc.stdout
+    assert results(job) == before and emu.stats()["requests_received"] == 3
