@@ -145,24 +145,22 @@ def status_cmd(jobs: tuple[Path, ...], as_json: bool, state_dir: Path | None) ->
     sys.exit(_guard(lambda: commands.status_jobs(jobs, as_json, state_dir)))
 
 
+# cancel and recover act on batches a previous command made, so they have no --emulate:
+# an emulator started for them would hold none of those batches.
 @cli.command("cancel")
 @jobs_argument
-@emulate_option
 @state_dir_option
-def cancel_cmd(jobs: tuple[Path, ...], emulate: bool, state_dir: Path | None) -> None:
+def cancel_cmd(jobs: tuple[Path, ...], state_dir: Path | None) -> None:
     """Cancel the job's in-flight batches; the next plain run resubmits what was canceled."""
-    remote = commands.Remote(emulate)
-    sys.exit(_guard(lambda: commands.cancel_jobs(jobs, state_dir, remote)))
+    sys.exit(_guard(lambda: commands.cancel_jobs(jobs, state_dir, commands.Remote())))
 
 
 @cli.command("recover")
 @jobs_argument
-@emulate_option
 @state_dir_option
-def recover_cmd(jobs: tuple[Path, ...], emulate: bool, state_dir: Path | None) -> None:
+def recover_cmd(jobs: tuple[Path, ...], state_dir: Path | None) -> None:
     """Rebuild a lost state from the API: re-attach every result of the job's requests."""
-    remote = commands.Remote(emulate)
-    sys.exit(_guard(lambda: commands.recover_jobs(jobs, state_dir, remote)))
+    sys.exit(_guard(lambda: commands.recover_jobs(jobs, state_dir, commands.Remote())))
 
 
 @cli.command("compile")

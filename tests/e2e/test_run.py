@@ -14,6 +14,7 @@ import pytest
 from runner.store import Store, default_state_dir
 from tests.e2e.conftest import EmulatorFactory
 from tests.e2e.helpers import (
+    DUMMY_KEY,
     assert_exactly_once,
     batchrun,
     dead_letters,
@@ -36,6 +37,9 @@ def test_happy_path(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
     assert_exactly_once(job, 5, stats)
     line = results(job)[0]
     assert line["outcome"] == "succeeded" and "Emulated" in line["text"]
+    for path in [*tmp_path.rglob("*")]:
+        if path.is_file():
+            assert DUMMY_KEY.encode() not in path.read_bytes(), f"API key leaked into {path}"
     assert line["cost_usd"] > 0 and line["model"] == "claude-sonnet-4-6"
 
 
