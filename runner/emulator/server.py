@@ -84,9 +84,28 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are logged through structlog in `_handle` instead."""
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors the stdlib raises itself (an unsupported method such as HEAD or OPTIONS, a
+        malformed request line) get the API's JSON envelope and a `request-id` too, never
+        the stdlib's HTML page (contract 1.3: request-id on every response)."""
+        self.request_id = _request_id()
+        self.close_connection = True  # the request may be unread or unparsable
+        kind = errors.TYPE_OF_STATUS.get(code) or (
+            "api_error" if code >= 500 else "invalid_request_error"
+        )
+        error = errors.ApiError(code, kind, message or f"HTTP {code}")
+        if self.command == "HEAD":  # a HEAD answer has headers only
+            self.send_response(code)
+            self._common_headers()
+            self.send_header("connection", "close")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        self._send_json(code, error.body(self.request_id), {"connection": "close"})
+
     def _handle(self, method: str) -> None:
         started = time.perf_counter()
-        self.request_id = "req_emu" + uuid.uuid4().hex[:24]
+        self.request_id = _request_id()
         url = urlsplit(self.path)
         status, endpoint = 500, "?"
         try:
@@ -309,6 +328,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
         self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _request_id() -> str:
+    return "req_emu" + uuid.uuid4().hex[:24]
 
 
 def _fault_error(fault: HttpFault, endpoint: str) -> errors.ApiError:
