@@ -19,15 +19,23 @@ import orjson
 IMAGE_TOKENS = 1_600
 DOCUMENT_TOKENS = 3_000
 WORDS_ECHOED = 8
+LOOKBACK_BLOCKS = 20  # block boundaries the cache lookup checks before a breakpoint
 
 
 @dataclass(frozen=True, slots=True)
 class Breakpoint:
-    """A cache_control marker: the prompt up to and including its block."""
+    """A cache_control marker: the prompt up to and including its block.
+
+    `lookback` holds the earlier block boundaries the cache lookup also checks (contract
+    8.1: about 20 blocks back from each breakpoint), nearest first, as (tokens, prefix
+    hash). Only those after the previous marker are kept: that marker's own lookback
+    reaches further back than this one's would.
+    """
 
     tokens: int
     prefix_hash: str
     ttl: str
+    lookback: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,26 +55,44 @@ def analyze(params: Mapping[str, Any]) -> Prompt:
     """Summarise a params mapping whose shape `params.check` has accepted."""
     hasher = hashlib.sha256(str(params.get("model")).encode())
     blocks = list(_blocks(params))
-    auto = params.get("cache_control")
+    auto = params.get("cache_control") if isinstance(params.get("cache_control"), dict) else None
+    # Boundary hashes are only worth computing when something in the request is cached.
+    cached = auto is not None or any(_marker(block) is not None for block, _, _ in blocks)
     total, texts, marks = 0, [], []
+    boundaries: list[tuple[int, str]] = []  # since the previous marker
     for i, (block, tokens, text) in enumerate(blocks):
         total += tokens
         if text:
             texts.append(text)
         hasher.update(_canonical(block))
-        marker = block.get("cache_control")
-        if marker is None and i == len(blocks) - 1 and isinstance(auto, dict):
+        marker = _marker(block)
+        if marker is None and i == len(blocks) - 1:
             marker = auto
-        if isinstance(marker, dict):
+        if marker is not None:
             ttl = "1h" if marker.get("ttl") == "1h" else "5m"
-            marks.append(Breakpoint(total, hasher.copy().hexdigest(), ttl))
+            lookback = tuple(reversed(boundaries[-LOOKBACK_BLOCKS:]))
+            marks.append(Breakpoint(total, _prefix_id(hasher), ttl, lookback))
+            boundaries = []
+        elif cached:
+            boundaries.append((total, _prefix_id(hasher)))
     digest = hasher.hexdigest()[:12]
     return Prompt(total, tuple(marks), "\n".join(texts), digest, _last_user_words(params))
 
 
 def count_breakpoints(params: Mapping[str, Any]) -> int:
-    explicit = sum(1 for block, _, _ in _blocks(params) if "cache_control" in block)
+    # `cache_control: null` marks nothing.
+    explicit = sum(1 for block, _, _ in _blocks(params) if _marker(block) is not None)
     return explicit + (1 if isinstance(params.get("cache_control"), dict) else 0)
+
+
+def _marker(block: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    marker = block.get("cache_control")
+    return marker if isinstance(marker, dict) else None
+
+
+def _prefix_id(hasher: Any) -> str:
+    # 128 bits identify a prefix well enough and halve what each boundary costs in memory.
+    return str(hasher.copy().hexdigest()[:32])
 
 
 def _blocks(params: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], int, str]]:

@@ -34,12 +34,15 @@ class Record:
     thinking: str | None = None
 
     def to_row(self) -> list[Any]:
-        bps = [[b.tokens, b.prefix_hash, b.ttl] for b in self.breakpoints]
+        bps = [[b.tokens, b.prefix_hash, b.ttl, b.lookback] for b in self.breakpoints]
         return [*(getattr(self, n) for n in _ROW_FIELDS), bps]
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Record:
-        bps = tuple(Breakpoint(t, h, ttl) for t, h, ttl in row[-1])
+        bps = tuple(
+            Breakpoint(bp[0], bp[1], bp[2], tuple((t, h) for t, h in bp[3]) if bp[3:] else ())
+            for bp in row[-1]
+        )
         return cls(**dict(zip(_ROW_FIELDS, row[:-1], strict=True)), breakpoints=bps)
 
 
