@@ -75,9 +75,12 @@ def make_record(
     if rule is not None and rule.errored:
         message = rule.message or f"Emulated {rule.errored} (scripted by a responses rule)"
         return Record(custom_id, model, rule.errored, message)
+    max_tokens = params["max_tokens"]
     thinking = _thinking(params, prompt)
+    if thinking is not None:
+        thinking = thinking[: max_tokens * 4]  # thinking counts against max_tokens too
     spent = prompt_mod.text_tokens(thinking or "")
-    text, stop = _reply(model, prompt, rule, max(0, params["max_tokens"] - spent))
+    text, stop = _reply(model, prompt, rule, max_tokens - spent)
     geo = params.get("inference_geo")
     return Record(
         custom_id,
@@ -134,4 +137,6 @@ def _content(record: Record) -> list[dict[str, Any]]:
     if record.thinking is None:
         return [text]
     signature = "emu" + record.message_id.removeprefix("msg_emu")
-    return [{"type": "thinking", "thinking": record.thinking, "signature": signature}, text]
+    thinking = {"type": "thinking", "thinking": record.thinking, "signature": signature}
+    # max_tokens ran out while thinking: there is no answer text to return.
+    return [thinking, text] if record.text else [thinking]
