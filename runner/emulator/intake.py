@@ -5,8 +5,11 @@ become errored records (asynchronous validation)."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -22,7 +25,8 @@ CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 def parse(body: bytes, max_requests: int) -> list[Any]:
     """The `requests` list of a create body, or a 400 naming the first problem."""
     try:
-        data = orjson.loads(body)
+        with _gc_paused():
+            data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise errors.invalid(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -40,6 +44,37 @@ def parse(body: bytes, max_requests: int) -> list[Any]:
         )
     _check_ids(requests)
     return requests
+
+
+class _GcPause:
+    """Keeps the cyclic GC out of big parses. A 100k-request body is over a million new
+    containers; the collections they trigger (full ones included, each walking every object
+    built so far) more than doubled the parse time. A parsed JSON tree has no cycles, so
+    nothing is left for the GC to find. Threads parsing at once share one pause, and a GC
+    the host process had disabled stays disabled."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._restore = False
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._restore = gc.isenabled()
+                gc.disable()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._restore:
+                    gc.enable()
+
+
+_gc_paused = _GcPause()
 
 
 def _check_ids(requests: Sequence[Any]) -> None:

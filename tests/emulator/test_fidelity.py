@@ -442,3 +442,21 @@ def test_lookback_is_bounded_to_20_blocks(client: Anthropic) -> None:
     _results(client, [req("a", head)])
     usage = _results(client, [req("b", head + filler)])["b"].message.usage
     assert usage.cache_read_input_tokens == 0
+
+
+# -- performance guard ------------------------------------------------------------------------
+
+
+def test_create_parse_leaves_the_gc_as_it_found_it(client: Anthropic) -> None:
+    """The parse pauses the cyclic GC for speed; it must come back on (and stay off in a
+    host that had turned it off)."""
+    import gc
+
+    client.messages.batches.create(requests=requests(3))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        client.messages.batches.create(requests=requests(3, prefix="s"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
