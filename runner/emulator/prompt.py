@@ -57,13 +57,14 @@ def analyze(params: Mapping[str, Any]) -> Prompt:
     blocks = list(_blocks(params))
     auto = params.get("cache_control") if isinstance(params.get("cache_control"), dict) else None
     # Boundary hashes are only worth computing when something in the request is cached.
-    cached = auto is not None or any(_marker(block) is not None for block, _, _ in blocks)
+    cached = auto is not None or any(_marker(block) is not None for block, *_ in blocks)
     total, texts, marks = 0, [], []
     boundaries: list[tuple[int, str]] = []  # since the previous marker
-    for i, (block, tokens, text) in enumerate(blocks):
+    for i, (block, tokens, text, part) in enumerate(blocks):
         total += tokens
         if text:
             texts.append(text)
+        hasher.update(part + b"\0")
         hasher.update(_canonical(block))
         marker = _marker(block)
         if marker is None and i == len(blocks) - 1:
@@ -81,7 +82,7 @@ def analyze(params: Mapping[str, Any]) -> Prompt:
 
 def count_breakpoints(params: Mapping[str, Any]) -> int:
     # `cache_control: null` marks nothing.
-    explicit = sum(1 for block, _, _ in _blocks(params) if _marker(block) is not None)
+    explicit = sum(1 for block, *_ in _blocks(params) if _marker(block) is not None)
     return explicit + (1 if isinstance(params.get("cache_control"), dict) else 0)
 
 
@@ -95,37 +96,44 @@ def _prefix_id(hasher: Any) -> str:
     return str(hasher.copy().hexdigest()[:32])
 
 
-def _blocks(params: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], int, str]]:
-    """Tools, then system, then messages: the order the API builds its cache prefix in."""
+def _blocks(params: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], int, str, bytes]]:
+    """Tools, then system, then messages: the order the API builds its cache prefix in.
+    Each block comes with the part of the prompt it sits in (tools, system, or the
+    message's role), which the prefix hash includes: the same text as a system prompt or
+    as a user turn, or in a user or an assistant turn, is a different prompt."""
     for tool in params.get("tools") or ():
         if isinstance(tool, dict):
-            yield tool, _json_tokens(tool), ""
+            yield tool, _json_tokens(tool), "", b"tools"
     system = params.get("system")
     if isinstance(system, str):
-        yield {"type": "text", "text": system}, text_tokens(system), system
+        yield {"type": "text", "text": system}, text_tokens(system), system, b"system"
     elif isinstance(system, list):
-        yield from (_content_block(b) for b in system if isinstance(b, dict))
+        yield from (_content_block(b, b"system") for b in system if isinstance(b, dict))
     for message in params.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict):
+            continue
+        content, role = message.get("content"), str(message.get("role")).encode()
         if isinstance(content, str):
-            yield {"type": "text", "text": content}, text_tokens(content), content
+            yield {"type": "text", "text": content}, text_tokens(content), content, role
         elif isinstance(content, list):
-            yield from (_content_block(b) for b in content if isinstance(b, dict))
+            yield from (_content_block(b, role) for b in content if isinstance(b, dict))
 
 
-def _content_block(block: Mapping[str, Any]) -> tuple[Mapping[str, Any], int, str]:
+def _content_block(
+    block: Mapping[str, Any], part: bytes
+) -> tuple[Mapping[str, Any], int, str, bytes]:
     kind = block.get("type")
     if kind == "text" and isinstance(block.get("text"), str):
-        return block, text_tokens(block["text"]), block["text"]
+        return block, text_tokens(block["text"]), block["text"], part
     if kind == "image":
-        return block, IMAGE_TOKENS, ""
+        return block, IMAGE_TOKENS, "", part
     if kind == "document":
         source = block.get("source")
         if isinstance(source, dict) and source.get("type") == "text":
             data = str(source.get("data", ""))
-            return block, text_tokens(data), data
-        return block, DOCUMENT_TOKENS, ""
-    return block, _json_tokens(block), ""
+            return block, text_tokens(data), data, part
+        return block, DOCUMENT_TOKENS, "", part
+    return block, _json_tokens(block), "", part
 
 
 def _json_tokens(block: Mapping[str, Any]) -> int:

@@ -4,6 +4,7 @@ the emulator to; the ones that found a divergence say so in their docstring."""
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Callable
 from typing import Any
@@ -423,6 +424,26 @@ def test_explicit_breakpoint_looks_back_to_an_earlier_write(client: Anthropic) -
     assert usage.cache_creation_input_tokens == 10 and usage.input_tokens == 0
 
 
+def test_same_text_in_another_part_of_the_prompt_is_another_prefix(client: Anthropic) -> None:
+    """The prefix is the rendered prompt: a system prompt's text sent as a user turn is not
+    a cache hit (found: only block contents were hashed, not where they sit)."""
+    text = {"type": "text", "text": "s" * 6000, "cache_control": {"type": "ephemeral"}}
+    as_system = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 50,
+        "system": [text],
+        "messages": [{"role": "user", "content": "q"}],
+    }
+    as_user = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": [text]}],
+    }
+    _results(client, [{"custom_id": "s", "params": as_system}])
+    usage = _results(client, [{"custom_id": "u", "params": as_user}])["u"].message.usage
+    assert usage.cache_read_input_tokens == 0 and usage.cache_creation_input_tokens == 1500
+
+
 def test_lookback_is_bounded_to_20_blocks(client: Anthropic) -> None:
     """A cached prefix more than 20 blocks before the breakpoint is not found."""
     head = [{"role": "user", "content": "w" * 8000}]
@@ -450,8 +471,6 @@ def test_lookback_is_bounded_to_20_blocks(client: Anthropic) -> None:
 def test_create_parse_leaves_the_gc_as_it_found_it(client: Anthropic) -> None:
     """The parse pauses the cyclic GC for speed; it must come back on (and stay off in a
     host that had turned it off)."""
-    import gc
-
     client.messages.batches.create(requests=requests(3))
     assert gc.isenabled()
     gc.disable()
