@@ -22,11 +22,16 @@ from runner.emulator.responder import Record, make_record
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
-def parse(body: bytes, max_requests: int) -> list[Any]:
-    """The `requests` list of a create body, or a 400 naming the first problem."""
+def parse(body: bytes, max_requests: int) -> tuple[list[Any], list[str]]:
+    """The `requests` list of a create body and its custom_ids, or a 400 naming the first
+    problem."""
+    with _gc_paused():
+        return _parse(body, max_requests)
+
+
+def _parse(body: bytes, max_requests: int) -> tuple[list[Any], list[str]]:
     try:
-        with _gc_paused():
-            data = orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise errors.invalid(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -42,8 +47,7 @@ def parse(body: bytes, max_requests: int) -> list[Any]:
             f"requests: List should have at most {max_requests} items after validation, "
             f"not {len(requests)}"
         )
-    _check_ids(requests)
-    return requests
+    return requests, _check_ids(requests)
 
 
 class _GcPause:
@@ -77,8 +81,9 @@ class _GcPause:
 _gc_paused = _GcPause()
 
 
-def _check_ids(requests: Sequence[Any]) -> None:
+def _check_ids(requests: Sequence[Any]) -> list[str]:
     seen: set[str] = set()
+    ids = []
     for i, request in enumerate(requests):
         if not isinstance(request, dict):
             raise errors.invalid(f"requests.{i}: Input should be a valid dictionary")
@@ -94,6 +99,8 @@ def _check_ids(requests: Sequence[Any]) -> None:
                 "be unique within a batch"
             )
         seen.add(custom_id)
+        ids.append(custom_id)
+    return ids
 
 
 def _check_id(custom_id: str, index: int) -> None:

@@ -81,8 +81,7 @@ class Service:
         requests happens in a background thread so a 256 MB create is accepted in about
         the time it takes to read and parse it.
         """
-        requests = intake.parse(body, self.config.max_requests_per_batch)
-        custom_ids = [r["custom_id"] for r in requests]
+        requests, custom_ids = intake.parse(body, self.config.max_requests_per_batch)
         with self._lock:
             now = self.settle()
             self._check_queue(len(custom_ids), now)
