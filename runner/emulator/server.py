@@ -25,6 +25,8 @@ from runner.emulator.service import Service
 CHUNK_BYTES = 1 << 20  # results are written in ~1 MB chunks: few syscalls, flat memory
 DRAIN_BYTES = 1 << 20
 CONTROL = ("clock_advance", "stats")
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+COUNT_TOKENS_MAX_BYTES = 32 * 1024 * 1024  # same 2^20 reading of "MB" as max_body_bytes
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -111,7 +113,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             # The body is read first so that an early error never leaves unread bytes on a
             # keep-alive connection.
-            body = self._read_body()
+            body = self._read_body(self._body_limit(url.path))
             endpoint, item_id = endpoints.route(method, url.path)
             if endpoint not in CONTROL:
                 self._authenticate()
@@ -158,8 +160,13 @@ class Handler(BaseHTTPRequestHandler):
         if not self.headers.get("anthropic-version"):
             raise errors.invalid("anthropic-version: header is required")
 
-    def _read_body(self) -> bytes:
-        limit = self.server.service.config.max_body_bytes
+    def _body_limit(self, path: str) -> int:
+        # count_tokens has the Messages API's 32 MB limit (contract 2.7), not the batch one.
+        if path == COUNT_TOKENS_PATH:
+            return COUNT_TOKENS_MAX_BYTES
+        return self.server.service.config.max_body_bytes
+
+    def _read_body(self, limit: int) -> bytes:
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
             body = self._read_chunked()
             if len(body) > limit:

@@ -36,6 +36,7 @@ class Service:
         self._calls: dict[str, int] = {}
         self._workers: list[threading.Thread] = []
         self._faulted: dict[str, int] = {}
+        self._commit_then_fail: list[str] = []
         if store is not None:
             for batch in store.load():
                 self._adopt(batch)
@@ -98,7 +99,10 @@ class Service:
                 attempts,
             )
             self._batches[batch.id] = batch
-            answer = wire.batch_json(batch, origin, now), self.faults.commit_then_fail()
+            fail = self.faults.commit_then_fail()
+            if fail:
+                self._commit_then_fail.append(batch.id)
+            answer = wire.batch_json(batch, origin, now), fail
         if len(custom_ids) <= SYNC_SUMMARY_LIMIT:
             self._summarise(batch, requests, ctx)
         else:
@@ -121,8 +125,10 @@ class Service:
             worker.join()
 
     def _check_queue(self, incoming: int, now: float) -> None:
+        """Contract 9: a request counts against the queue while it is not yet processed,
+        so a running batch frees its share as its requests finish."""
         busy = [b for b in self._batches.values() if b.ended_at is None]
-        queued = sum(len(b.custom_ids) for b in busy)
+        queued = sum(b.unprocessed(now) for b in busy)
         if queued + incoming <= self.config.queue_limit:
             return
         soonest = min((b.end_time(self.config.cancel_drain_s) for b in busy), default=now)
@@ -218,6 +224,7 @@ class Service:
             figures = stats.compute(sorted(self._batches.values(), key=lambda b: b.seq), now)
             figures["http_calls"] = dict(self._calls)
             figures["http_faults_injected"] = dict(self._faulted)
+            figures["committed_then_failed_batch_ids"] = list(self._commit_then_fail)
             return figures
 
     def advance(self, seconds: float) -> float:

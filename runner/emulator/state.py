@@ -8,6 +8,7 @@ service finalizes it the first time it looks at the batch after that instant.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,15 @@ class Batch:
 
     def done_at(self, index: int) -> float:
         return self.created_at + self.latency * (index + 1) / len(self.custom_ids)
+
+    def unprocessed(self, now: float) -> int:
+        """Requests not yet processed at `now` (all of them while intake is still running)."""
+        n = len(self.custom_ids)
+        if self.records is None or now < self.created_at:
+            return n
+        if self.latency <= 0:
+            return 0
+        return n - min(n, math.floor((now - self.created_at) * n / self.latency))
 
     def counts(self) -> dict[str, int]:
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}

@@ -197,6 +197,43 @@ def test_count_tokens_accepts_thinking_and_speed(client: Anthropic) -> None:
     assert counted.input_tokens == 2
 
 
+def test_count_tokens_body_limit_is_32_mb(client: Anthropic) -> None:
+    """2.7: count_tokens has the Messages API's 32 MB limit, not the 256 MB batch one."""
+    with pytest.raises(anthropic.ContentTooLargeError):
+        client.messages.count_tokens(
+            model="claude-sonnet-4-5",
+            messages=[{"role": "user", "content": "x" * (32 * 1024 * 1024)}],
+        )
+    counted = client.messages.count_tokens(
+        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "x" * 4_000_000}]
+    )
+    assert counted.input_tokens == 1_000_000
+
+
+def test_queue_frees_requests_as_they_finish(emulator_factory: Callable[..., Emulator]) -> None:
+    """9: a request counts against the queue only until it is processed (found: a running
+    batch held its whole size until it ended)."""
+    emu = emulator_factory({"queue_limit": 5, "latency": {"min_s": 40, "max_s": 40}})
+    with sdk(emu, max_retries=0) as client:
+        client.messages.batches.create(requests=requests(4))  # done at 10, 20, 30, 40 s
+        with pytest.raises(anthropic.RateLimitError):
+            client.messages.batches.create(requests=requests(3, prefix="q"))
+        emu.advance(21)
+        assert client.messages.batches.create(requests=requests(3, prefix="q")).id
+
+
+def test_commit_then_fail_shows_in_stats(emulator_factory: Callable[..., Emulator]) -> None:
+    """Exactly one batch exists after a failed create, and stats name it."""
+    emu = emulator_factory({"create_commit_then_fail": 1.0})
+    with sdk(emu, max_retries=0) as client:
+        with pytest.raises(anthropic.InternalServerError):
+            client.messages.batches.create(requests=requests(2))
+        (batch,) = client.messages.batches.list()
+    stats = emu.stats()
+    assert stats["batches_created"] == 1
+    assert stats["committed_then_failed_batch_ids"] == [batch.id]
+
+
 # -- messages (section 7) ---------------------------------------------------------------------
 
 
