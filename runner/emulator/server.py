@@ -168,10 +168,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _read_body(self, limit: int) -> bytes:
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            body = self._read_chunked()
-            if len(body) > limit:
-                raise _too_large()
-            return body
+            return self._read_chunked(limit)
         try:
             length = int(self.headers.get("content-length") or 0)
         except ValueError:
@@ -183,16 +180,30 @@ class Handler(BaseHTTPRequestHandler):
         # One read of the whole body: the fastest way in, and a single copy in memory.
         return self.rfile.read(length) if length else b""
 
-    def _read_chunked(self) -> bytes:
-        """A chunked request body (SDK callers that pass a generator as `content`)."""
+    def _read_chunked(self, limit: int) -> bytes:
+        """A chunked request body (SDK callers that pass a generator as `content`). Past
+        `limit` the rest is drained, not kept, so an oversized body costs no memory."""
         parts: list[bytes] = []
+        total = 0
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            line = self.rfile.readline().split(b";")[0].strip()
+            try:
+                size = int(line or b"0", 16)
+            except ValueError:
+                self.close_connection = True  # the body's end is unknown: drop the connection
+                raise errors.invalid("Transfer-Encoding: chunked: bad chunk size") from None
             if size == 0:
                 while self.rfile.readline().strip():  # trailers end with an empty line
                     pass
+                if total > limit:
+                    raise _too_large()
                 return b"".join(parts)
-            parts.append(self.rfile.read(size))
+            total += size
+            if total > limit:
+                parts.clear()
+                self._drain(size)
+            else:
+                parts.append(self.rfile.read(size))
             self.rfile.readline()
 
     def _drain(self, length: int) -> None:

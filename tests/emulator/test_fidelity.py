@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import re
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -516,3 +517,25 @@ def test_create_parse_leaves_the_gc_as_it_found_it(client: Anthropic) -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_chunked_body_over_the_limit_is_413(emulator_factory: Callable[..., Emulator]) -> None:
+    """A chunked body over max_body_bytes is a 413 like any other (drained, not kept)."""
+    emu = emulator_factory({"max_body_bytes": 1000})
+    parts = [b'{"requests":[', b" " * 600, b" " * 600, b"]}"]
+    with sdk(emu, max_retries=0) as client:
+        with pytest.raises(anthropic.ContentTooLargeError):
+            client.post("/v1/messages/batches", cast_to=MessageBatch, content=iter(parts))
+        assert client.messages.batches.list().data == []
+
+
+def test_bad_chunk_size_is_400_not_500(emu: Emulator) -> None:
+    """A malformed chunked body is the client's error (found: an 'emulator bug' 500)."""
+    host, port = emu.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /v1/messages/batches HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\n"
+            b"anthropic-version: 2026-10-21\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        )
+        head = sock.recv(4096).split(b"\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 400")
