@@ -111,10 +111,11 @@ def _reply(
     text = f"Emulated reply from {model} to prompt {prompt.digest}: {prompt.last_user_words}"
     if rule is not None and rule.text is not None:
         text = rule.text
-    if rule is not None and rule.stop_reason is not None:
-        return text, rule.stop_reason
+    # Even scripted text obeys max_tokens: output_tokens never exceed it.
     if prompt_mod.text_tokens(text) > max_tokens:
         return text[: max_tokens * 4], "max_tokens"
+    if rule is not None and rule.stop_reason is not None:
+        return text, rule.stop_reason
     return text, "end_turn"
 
 

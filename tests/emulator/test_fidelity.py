@@ -254,6 +254,16 @@ def test_output_never_exceeds_max_tokens_with_thinking(client: Anthropic) -> Non
     assert [block.type for block in message.content] == ["thinking"]
 
 
+def test_scripted_text_obeys_max_tokens(emulator_factory: Callable[..., Emulator]) -> None:
+    """A `responses` rule's text is cut at max_tokens like any answer (found: a scripted
+    stop_reason let output_tokens exceed max_tokens)."""
+    rule = {"custom_id": "^s$", "text": "word " * 100, "stop_reason": "stop_sequence"}
+    emu = emulator_factory({"responses": [rule]})
+    with sdk(emu, max_retries=0) as client:
+        message = _results(client, [request("s", max_tokens=5)])["s"].message
+    assert message.usage.output_tokens == 5 and message.stop_reason == "max_tokens"
+
+
 # -- state machine (section 5) ----------------------------------------------------------------
 
 
