@@ -18,6 +18,8 @@ from anthropic import Anthropic
 from anthropic.types.messages import MessageBatch
 
 from runner.emulator import Emulator
+from runner.emulator.params import Context
+from runner.emulator.responder import Record, make_record
 from tests.emulator.conftest import request, requests, sdk
 
 DAY = 86_400
@@ -549,3 +551,25 @@ def test_bad_chunk_size_is_400_not_500(emu: Emulator) -> None:
         )
         head = sock.recv(4096).split(b"\r\n")[0]
     assert head.startswith(b"HTTP/1.1 400")
+
+
+def test_record_with_lookback_round_trips_through_state() -> None:
+    """--state keeps each breakpoint's lookback, so a batch that ends after a restart
+    still finds earlier prefixes; rows from before lookback existed still load."""
+    messages = [
+        {"role": "user", "content": "a" * 50},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
+    params = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 10,
+        "cache_control": {"type": "ephemeral"},
+        "messages": messages,
+    }
+    record = make_record("x", params, Context("2026-10-21", frozenset()), ())
+    assert len(record.breakpoints[0].lookback) == 2
+    assert Record.from_row(orjson.loads(orjson.dumps(record.to_row()))) == record
+    old_row = record.to_row()
+    old_row[-1] = [bp[:3] for bp in old_row[-1]]
+    assert Record.from_row(old_row).breakpoints[0].lookback == ()
