@@ -143,6 +143,55 @@ def test_conflict_fault_uses_conflict_error(emulator_factory: Callable[..., Emul
     assert info.value.type == "conflict_error"
 
 
+@pytest.mark.parametrize(
+    ("status", "error_type", "exc"),
+    [
+        (400, "invalid_request_error", anthropic.BadRequestError),
+        (401, "authentication_error", anthropic.AuthenticationError),
+        (402, "billing_error", anthropic.PaymentRequiredError),
+        (403, "permission_error", anthropic.PermissionDeniedError),
+        (404, "not_found_error", anthropic.NotFoundError),
+        (413, "request_too_large", anthropic.ContentTooLargeError),
+        (429, "rate_limit_error", anthropic.RateLimitError),
+        (500, "api_error", anthropic.InternalServerError),
+        (502, "api_error", anthropic.InternalServerError),
+        (503, "api_error", anthropic.ServiceUnavailableError),
+        (504, "timeout_error", anthropic.GatewayTimeoutError),
+        (529, "overloaded_error", anthropic.OverloadedError),
+    ],
+)
+def test_fault_statuses_map_to_sdk_classes(
+    emulator_factory: Callable[..., Emulator], status: int, error_type: str, exc: type[Exception]
+) -> None:
+    """6.1: each status travels with its error type and raises the SDK's class for it,
+    with the request-id header surfaced as `request_id`."""
+    emu = emulator_factory({"http_faults": [{"endpoint": "retrieve", "status": status, "rate": 1}]})
+    with sdk(emu, max_retries=0) as client, pytest.raises(exc) as info:
+        client.messages.batches.retrieve("msgbatch_x")
+    assert isinstance(info.value, anthropic.APIStatusError)
+    assert info.value.status_code == status and info.value.type == error_type
+    assert str(info.value.request_id).startswith("req_")
+
+
+def test_error_code_without_retry_after_is_not_slept_on(
+    emulator_factory: Callable[..., Emulator],
+) -> None:
+    """6.2: spend limit 429 has no retry-after; with x-should-retry false one call only."""
+    fault = {
+        "endpoint": "create",
+        "status": 429,
+        "rate": 1,
+        "error_code": "enforced_spend_limit_reached",
+        "should_retry": False,
+    }
+    emu = emulator_factory({"http_faults": [fault]})
+    client = sdk(emu, max_retries=2)
+    with client, pytest.raises(anthropic.EnforcedSpendLimitReachedError) as info:
+        client.messages.batches.create(requests=requests(1))
+    assert "retry-after" not in info.value.response.headers
+    assert info.value.body["error"]["details"] == {"error_code": "enforced_spend_limit_reached"}  # type: ignore[index]
+
+
 # -- validation (section 4) and beta caps (section 10) ----------------------------------------
 
 
