@@ -16,7 +16,7 @@ from runner.emulator.clock import Clock
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import Faults
 from runner.emulator.params import Context
-from runner.emulator.state import Batch, finalize
+from runner.emulator.state import Batch, finalize, process
 from runner.emulator.store import Store
 
 MAX_LIST_LIMIT = 1000
@@ -49,18 +49,20 @@ class Service:
     # -- state machine ---------------------------------------------------------------------
 
     def settle(self) -> float:
-        """Finalize every batch whose end time has passed, oldest end first, so the prompt
-        cache sees requests in time order. Returns the emulated now."""
+        """Process every request whose instant has passed (all batches, in emulated time
+        order, so the prompt cache sees them as they happened), then end the batches whose
+        end has passed. Returns the emulated now."""
         with self._lock:
             now = self.clock.now()
             drain = self.config.cancel_drain_s
-            due = [
+            running = [
                 b for b in self._batches.values() if b.ended_at is None and b.records is not None
             ]
-            due = [b for b in due if b.end_time(drain) <= now]
-            for batch in sorted(due, key=lambda b: (b.end_time(drain), b.seq)):
-                finalize(batch, batch.end_time(drain), self.faults, self._cache)
-                self._save(batch)
+            process(running, now, drain, self.faults, self._cache)
+            for batch in running:
+                if batch.end_time(drain) <= now:
+                    finalize(batch, batch.end_time(drain))
+                    self._save(batch)
             return now
 
     def _save(self, batch: Batch, new: bool = False) -> None:
@@ -128,7 +130,7 @@ class Service:
         """Contract 9: a request counts against the queue while it is not yet processed,
         so a running batch frees its share as its requests finish."""
         busy = [b for b in self._batches.values() if b.ended_at is None]
-        queued = sum(b.unprocessed(now) for b in busy)
+        queued = sum(b.unprocessed() for b in busy)
         if queued + incoming <= self.config.queue_limit:
             return
         soonest = min((b.end_time(self.config.cancel_drain_s) for b in busy), default=now)

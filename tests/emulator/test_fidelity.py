@@ -543,6 +543,29 @@ def test_same_text_in_another_part_of_the_prompt_is_another_prefix(client: Anthr
     assert usage.cache_read_input_tokens == 0 and usage.cache_creation_input_tokens == 1500
 
 
+def test_cache_follows_emulated_time_across_batches(
+    emulator_factory: Callable[..., Emulator],
+) -> None:
+    """Requests are processed in emulated time order across overlapping batches: the first
+    request to reach the cache writes it, whichever batch ends first. Found: the cache was
+    updated batch by batch in end order, so a later-ending batch read an entry written at a
+    later emulated instant and the earlier request was billed the write."""
+    emu = emulator_factory({"latency": {"min_s": 100, "max_s": 100}})
+    with sdk(emu, max_retries=0) as client:
+        a = client.messages.batches.create(requests=[_cached("a0", "claude-sonnet-4-5", "5m")])
+        emu.advance(1)  # b's 100 requests run at 2, 3, ... 101 s; a's one request at 100 s
+        b_reqs = [_cached(f"b{i}", "claude-sonnet-4-5", "5m") for i in range(100)]
+        b = client.messages.batches.create(requests=b_reqs)
+        emu.advance(200)
+        usage_a = next(iter(client.messages.batches.results(a.id))).result.message.usage  # type: ignore[union-attr]
+        usage_b = {
+            line.custom_id: line.result.message.usage  # type: ignore[union-attr]
+            for line in client.messages.batches.results(b.id)
+        }
+    assert usage_b["b0"].cache_creation_input_tokens == 1500
+    assert usage_a.cache_read_input_tokens == 1500 and usage_a.cache_creation_input_tokens == 0
+
+
 def test_lookback_is_bounded_to_20_blocks(client: Anthropic) -> None:
     """A cached prefix more than 20 blocks before the breakpoint is not found."""
     head = [{"role": "user", "content": "w" * 8000}]
