@@ -89,7 +89,8 @@ def _check_ids(requests: Sequence[Any]) -> list[str]:
             raise errors.invalid(f"requests.{i}: Input should be a valid dictionary")
         custom_id = request.get("custom_id")
         if not isinstance(custom_id, str):
-            raise errors.invalid(f"requests.{i}.custom_id: Field required")
+            problem = "Field required" if custom_id is None else "Input should be a valid string"
+            raise errors.invalid(f"requests.{i}.custom_id: {problem}")
         if "params" not in request:
             raise errors.invalid(f"requests.{i}.params: Field required")
         _check_id(custom_id, i)

@@ -200,6 +200,15 @@ def test_custom_id_of_64_is_accepted(client: Anthropic) -> None:
     assert batch.request_counts.processing == 2
 
 
+def test_non_string_custom_id_message(client: Anthropic) -> None:
+    """A number as custom_id is a type error, not a missing field."""
+    raw = b'{"requests":[{"custom_id":5,"params":{}}]}'
+    with pytest.raises(
+        anthropic.BadRequestError, match="custom_id: Input should be a valid string"
+    ):
+        client.post("/v1/messages/batches", cast_to=MessageBatch, content=raw)
+
+
 def test_default_count_limit_is_100000(client: Anthropic) -> None:
     """100,001 requests are refused at create with the default limit (raw body: fast)."""
     one = b'{"custom_id":"r%d","params":{}}'
