@@ -31,10 +31,12 @@ class PromptCache:
         writes = {"5m": 0, "1h": 0}
         previous = read
         for mark in marks:
+            # Breakpoints inside the prefix just read are neither written nor refreshed:
+            # only the entry read is, so they stay misses for a request that stops there.
             if mark.tokens > read:
                 writes[mark.ttl] += mark.tokens - previous
                 previous = mark.tokens
-            self._keep(mark.prefix_hash, now, TTL_SECONDS[mark.ttl])
+                self._keep(mark.prefix_hash, now, TTL_SECONDS[mark.ttl])
         if hit is not None:
             self._keep(hit, now, self._entries[hit][1])  # a read refreshes the entry's TTL
         cached = marks[-1].tokens if marks else 0

@@ -575,6 +575,31 @@ def test_cache_follows_emulated_time_across_batches(
     assert usage_a.cache_read_input_tokens == 1500 and usage_a.cache_creation_input_tokens == 0
 
 
+def test_reading_a_longer_prefix_does_not_create_shorter_entries(client: Anthropic) -> None:
+    """A breakpoint inside a prefix that was read costs nothing and is not written, so a
+    later request ending there misses. Found: every breakpoint got a free cache entry."""
+    system = "s" * 6000
+    question = "q" * 6000
+
+    def req(cid: str, on_system: bool, on_question: bool) -> dict[str, Any]:
+        mark = {"cache_control": {"type": "ephemeral"}}
+        sys_block = {"type": "text", "text": system, **(mark if on_system else {})}
+        q_block = {"type": "text", "text": question, **(mark if on_question else {})}
+        params = {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 50,
+            "system": [sys_block],
+            "messages": [{"role": "user", "content": [q_block]}],
+        }
+        return {"custom_id": cid, "params": params}
+
+    _results(client, [req("long", False, True)])  # writes system + question (3,000)
+    both = _results(client, [req("both", True, True)])["both"].message.usage
+    assert both.cache_read_input_tokens == 3000 and both.cache_creation_input_tokens == 0
+    short = _results(client, [req("short", True, False)])["short"].message.usage
+    assert short.cache_read_input_tokens == 0 and short.cache_creation_input_tokens == 1500
+
+
 def test_lookback_is_bounded_to_20_blocks(client: Anthropic) -> None:
     """A cached prefix more than 20 blocks before the breakpoint is not found."""
     head = [{"role": "user", "content": "w" * 8000}]
