@@ -192,6 +192,19 @@ def test_error_code_without_retry_after_is_not_slept_on(
     assert info.value.body["error"]["details"] == {"error_code": "enforced_spend_limit_reached"}  # type: ignore[index]
 
 
+def test_models_lifecycle_query_and_pagination(client: Anthropic) -> None:
+    """2.8: `lifecycle[]=` filters (every emulated model is active); pages of 5 walk the
+    whole list once; both directions."""
+    every = [m.id for m in client.models.list(limit=5)]
+    assert len(every) == len(set(every)) >= 19
+    assert [m.id for m in client.models.list(limit=1000, lifecycle=["active"])] == every
+    assert list(client.models.list(lifecycle=["retired"])) == []
+    page = client.models.list(limit=3, before_id=every[5])
+    assert [m.id for m in page.data] == every[2:5] and page.has_more
+    info = client.models.retrieve(every[0])
+    assert info.type == "model" and info.max_tokens and info.display_name
+
+
 # -- validation (section 4) and beta caps (section 10) ----------------------------------------
 
 
