@@ -149,12 +149,17 @@ def _content(content: Any, where: str) -> str | None:
 
 
 def _cache(params: Mapping[str, Any], _: Context) -> str | None:
-    found = prompt.count_breakpoints(params)
-    if found > MAX_BREAKPOINTS:
+    found = prompt.markers(params)
+    if len(found) > MAX_BREAKPOINTS:
         return (
             f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
-            f"Found {found}."
+            f"Found {len(found)}."
         )
+    for marker in found:
+        if marker.get("type") != "ephemeral":
+            return "cache_control.type: Input should be 'ephemeral'"
+        if marker.get("ttl") not in (None, "5m", "1h"):
+            return "cache_control.ttl: Input should be '5m' or '1h'"
     return None
 
 

@@ -80,10 +80,12 @@ def analyze(params: Mapping[str, Any]) -> Prompt:
     return Prompt(total, tuple(marks), "\n".join(texts), digest, _last_user_words(params))
 
 
-def count_breakpoints(params: Mapping[str, Any]) -> int:
-    # `cache_control: null` marks nothing.
-    explicit = sum(1 for block, *_ in _blocks(params) if _marker(block) is not None)
-    return explicit + (1 if isinstance(params.get("cache_control"), dict) else 0)
+def markers(params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every cache_control marker: on blocks, then the top-level one (automatic mode).
+    `cache_control: null` marks nothing."""
+    found = [m for m in (_marker(block) for block, *_ in _blocks(params)) if m is not None]
+    top = params.get("cache_control")
+    return [*found, top] if isinstance(top, dict) else found
 
 
 def _marker(block: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -259,6 +259,29 @@ def test_null_cache_control_is_not_a_breakpoint(client: Anthropic) -> None:
     assert _results(client, [{"custom_id": "n", "params": params}])["n"].type == "succeeded"
 
 
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ({"type": "persistent"}, "cache_control.type"),
+        ({"type": "ephemeral", "ttl": "2h"}, "cache_control.ttl"),
+    ],
+)
+def test_bad_cache_control_is_errored(
+    client: Anthropic, marker: dict[str, Any], message: str
+) -> None:
+    """8.1: `ephemeral` is the only type and the TTL is 5m or 1h. Found: anything was
+    accepted, an unknown ttl silently becoming 5m."""
+    params = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "x", "cache_control": marker}]}
+        ],
+    }
+    result = _results(client, [{"custom_id": "c", "params": params}])["c"]
+    assert result.type == "errored" and message in result.error.error.message
+
+
 def test_count_tokens_accepts_thinking_and_speed(client: Anthropic) -> None:
     """2.7: count_tokens takes `thinking` and `speed` (no max_tokens, not a batch). Found:
     the batch-only checks refused both."""
