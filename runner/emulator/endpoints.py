@@ -52,7 +52,7 @@ def count_tokens(body: bytes, ctx: params.Context) -> dict[str, Any]:
     model = data.get("model")
     if not isinstance(model, str) or catalog.find(model) is None:
         raise errors.not_found(f"model: {model}")
-    problem = params.check({**data, "max_tokens": 1}, ctx)
+    problem = params.check_prompt(data, ctx)
     if problem is not None:
         raise errors.invalid(problem)
     return {"input_tokens": prompt.analyze(data).tokens}

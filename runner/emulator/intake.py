@@ -5,8 +5,11 @@ become errored records (asynchronous validation)."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -19,8 +22,14 @@ from runner.emulator.responder import Record, make_record
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
-def parse(body: bytes, max_requests: int) -> list[Any]:
-    """The `requests` list of a create body, or a 400 naming the first problem."""
+def parse(body: bytes, max_requests: int) -> tuple[list[Any], list[str]]:
+    """The `requests` list of a create body and its custom_ids, or a 400 naming the first
+    problem."""
+    with _gc_paused():
+        return _parse(body, max_requests)
+
+
+def _parse(body: bytes, max_requests: int) -> tuple[list[Any], list[str]]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -38,18 +47,50 @@ def parse(body: bytes, max_requests: int) -> list[Any]:
             f"requests: List should have at most {max_requests} items after validation, "
             f"not {len(requests)}"
         )
-    _check_ids(requests)
-    return requests
+    return requests, _check_ids(requests)
 
 
-def _check_ids(requests: Sequence[Any]) -> None:
+class _GcPause:
+    """Keeps the cyclic GC out of big parses. A 100k-request body is over a million new
+    containers; the collections they trigger (full ones included, each walking every object
+    built so far) more than doubled the parse time. A parsed JSON tree has no cycles, so
+    nothing is left for the GC to find. Threads parsing at once share one pause, and a GC
+    the host process had disabled stays disabled."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._restore = False
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._restore = gc.isenabled()
+                gc.disable()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._restore:
+                    gc.enable()
+
+
+_gc_paused = _GcPause()
+
+
+def _check_ids(requests: Sequence[Any]) -> list[str]:
     seen: set[str] = set()
+    ids = []
     for i, request in enumerate(requests):
         if not isinstance(request, dict):
             raise errors.invalid(f"requests.{i}: Input should be a valid dictionary")
         custom_id = request.get("custom_id")
         if not isinstance(custom_id, str):
-            raise errors.invalid(f"requests.{i}.custom_id: Field required")
+            problem = "Field required" if custom_id is None else "Input should be a valid string"
+            raise errors.invalid(f"requests.{i}.custom_id: {problem}")
         if "params" not in request:
             raise errors.invalid(f"requests.{i}.params: Field required")
         _check_id(custom_id, i)
@@ -59,6 +100,8 @@ def _check_ids(requests: Sequence[Any]) -> None:
                 "be unique within a batch"
             )
         seen.add(custom_id)
+        ids.append(custom_id)
+    return ids
 
 
 def _check_id(custom_id: str, index: int) -> None:

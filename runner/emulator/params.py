@@ -4,7 +4,7 @@ batch has ended (contract section 4). Messages follow the API's `field: problem`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +26,21 @@ class Context:
 
 
 def check(params: Any, ctx: Context) -> str | None:
-    """The invalid_request_error message for bad params, or None when they are acceptable."""
+    """The invalid_request_error message for bad params of a batch request, or None when
+    they are acceptable."""
+    return _run(params, ctx, (_model_and_tokens, _forbidden, *PROMPT_STEPS))
+
+
+def check_prompt(body: Any, ctx: Context) -> str | None:
+    """The same for a count_tokens body: the prompt's shape only. It has no max_tokens and
+    is not a batch request, so `speed` and the like are the Messages API's business."""
+    return _run(body, ctx, PROMPT_STEPS)
+
+
+def _run(params: Any, ctx: Context, steps: tuple[Step, ...]) -> str | None:
     if not isinstance(params, dict):
         return "params: Input should be a valid dictionary"
-    for step in (_model_and_tokens, _forbidden, _thinking, _messages, _system, _cache):
+    for step in steps:
         problem = step(params, ctx)
         if problem:
             return problem
@@ -86,7 +97,8 @@ def _thinking(params: Mapping[str, Any], _: Context) -> str | None:
             "thinking.enabled.budget_tokens: Input should be greater than or equal to "
             f"{MIN_THINKING_BUDGET}"
         )
-    if budget >= params["max_tokens"]:
+    max_tokens = params.get("max_tokens")  # absent in count_tokens
+    if isinstance(max_tokens, int) and budget >= max_tokens:
         return "max_tokens must be greater than thinking.budget_tokens"
     return None
 
@@ -137,10 +149,19 @@ def _content(content: Any, where: str) -> str | None:
 
 
 def _cache(params: Mapping[str, Any], _: Context) -> str | None:
-    found = prompt.count_breakpoints(params)
-    if found > MAX_BREAKPOINTS:
+    found = prompt.markers(params)
+    if len(found) > MAX_BREAKPOINTS:
         return (
             f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
-            f"Found {found}."
+            f"Found {len(found)}."
         )
+    for marker in found:
+        if marker.get("type") != "ephemeral":
+            return "cache_control.type: Input should be 'ephemeral'"
+        if marker.get("ttl") not in (None, "5m", "1h"):
+            return "cache_control.ttl: Input should be '5m' or '1h'"
     return None
+
+
+Step = Callable[[Mapping[str, Any], Context], "str | None"]
+PROMPT_STEPS: tuple[Step, ...] = (_thinking, _messages, _system, _cache)

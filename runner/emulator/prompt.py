@@ -19,15 +19,23 @@ import orjson
 IMAGE_TOKENS = 1_600
 DOCUMENT_TOKENS = 3_000
 WORDS_ECHOED = 8
+LOOKBACK_BLOCKS = 20  # block boundaries the cache lookup checks before a breakpoint
 
 
 @dataclass(frozen=True, slots=True)
 class Breakpoint:
-    """A cache_control marker: the prompt up to and including its block."""
+    """A cache_control marker: the prompt up to and including its block.
+
+    `lookback` holds the earlier block boundaries the cache lookup also checks (contract
+    8.1: about 20 blocks back from each breakpoint), nearest first, as (tokens, prefix
+    hash). Only those after the previous marker are kept: that marker's own lookback
+    reaches further back than this one's would.
+    """
 
     tokens: int
     prefix_hash: str
     ttl: str
+    lookback: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,59 +55,87 @@ def analyze(params: Mapping[str, Any]) -> Prompt:
     """Summarise a params mapping whose shape `params.check` has accepted."""
     hasher = hashlib.sha256(str(params.get("model")).encode())
     blocks = list(_blocks(params))
-    auto = params.get("cache_control")
+    auto = params.get("cache_control") if isinstance(params.get("cache_control"), dict) else None
+    # Boundary hashes are only worth computing when something in the request is cached.
+    cached = auto is not None or any(_marker(block) is not None for block, *_ in blocks)
     total, texts, marks = 0, [], []
-    for i, (block, tokens, text) in enumerate(blocks):
+    boundaries: list[tuple[int, str]] = []  # since the previous marker
+    for i, (block, tokens, text, part) in enumerate(blocks):
         total += tokens
         if text:
             texts.append(text)
+        hasher.update(part + b"\0")
         hasher.update(_canonical(block))
-        marker = block.get("cache_control")
-        if marker is None and i == len(blocks) - 1 and isinstance(auto, dict):
+        marker = _marker(block)
+        if marker is None and i == len(blocks) - 1:
             marker = auto
-        if isinstance(marker, dict):
+        if marker is not None:
             ttl = "1h" if marker.get("ttl") == "1h" else "5m"
-            marks.append(Breakpoint(total, hasher.copy().hexdigest(), ttl))
+            lookback = tuple(reversed(boundaries[-LOOKBACK_BLOCKS:]))
+            marks.append(Breakpoint(total, _prefix_id(hasher), ttl, lookback))
+            boundaries = []
+        elif cached:
+            boundaries.append((total, _prefix_id(hasher)))
     digest = hasher.hexdigest()[:12]
     return Prompt(total, tuple(marks), "\n".join(texts), digest, _last_user_words(params))
 
 
-def count_breakpoints(params: Mapping[str, Any]) -> int:
-    explicit = sum(1 for block, _, _ in _blocks(params) if "cache_control" in block)
-    return explicit + (1 if isinstance(params.get("cache_control"), dict) else 0)
+def markers(params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every cache_control marker: on blocks, then the top-level one (automatic mode).
+    `cache_control: null` marks nothing."""
+    found = [m for m in (_marker(block) for block, *_ in _blocks(params)) if m is not None]
+    top = params.get("cache_control")
+    return [*found, top] if isinstance(top, dict) else found
 
 
-def _blocks(params: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], int, str]]:
-    """Tools, then system, then messages: the order the API builds its cache prefix in."""
+def _marker(block: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    marker = block.get("cache_control")
+    return marker if isinstance(marker, dict) else None
+
+
+def _prefix_id(hasher: Any) -> str:
+    # 128 bits identify a prefix well enough and halve what each boundary costs in memory.
+    return str(hasher.copy().hexdigest()[:32])
+
+
+def _blocks(params: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], int, str, bytes]]:
+    """Tools, then system, then messages: the order the API builds its cache prefix in.
+    Each block comes with the part of the prompt it sits in (tools, system, or the
+    message's role), which the prefix hash includes: the same text as a system prompt or
+    as a user turn, or in a user or an assistant turn, is a different prompt."""
     for tool in params.get("tools") or ():
         if isinstance(tool, dict):
-            yield tool, _json_tokens(tool), ""
+            yield tool, _json_tokens(tool), "", b"tools"
     system = params.get("system")
     if isinstance(system, str):
-        yield {"type": "text", "text": system}, text_tokens(system), system
+        yield {"type": "text", "text": system}, text_tokens(system), system, b"system"
     elif isinstance(system, list):
-        yield from (_content_block(b) for b in system if isinstance(b, dict))
+        yield from (_content_block(b, b"system") for b in system if isinstance(b, dict))
     for message in params.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict):
+            continue
+        content, role = message.get("content"), str(message.get("role")).encode()
         if isinstance(content, str):
-            yield {"type": "text", "text": content}, text_tokens(content), content
+            yield {"type": "text", "text": content}, text_tokens(content), content, role
         elif isinstance(content, list):
-            yield from (_content_block(b) for b in content if isinstance(b, dict))
+            yield from (_content_block(b, role) for b in content if isinstance(b, dict))
 
 
-def _content_block(block: Mapping[str, Any]) -> tuple[Mapping[str, Any], int, str]:
+def _content_block(
+    block: Mapping[str, Any], part: bytes
+) -> tuple[Mapping[str, Any], int, str, bytes]:
     kind = block.get("type")
     if kind == "text" and isinstance(block.get("text"), str):
-        return block, text_tokens(block["text"]), block["text"]
+        return block, text_tokens(block["text"]), block["text"], part
     if kind == "image":
-        return block, IMAGE_TOKENS, ""
+        return block, IMAGE_TOKENS, "", part
     if kind == "document":
         source = block.get("source")
         if isinstance(source, dict) and source.get("type") == "text":
             data = str(source.get("data", ""))
-            return block, text_tokens(data), data
-        return block, DOCUMENT_TOKENS, ""
-    return block, _json_tokens(block), ""
+            return block, text_tokens(data), data, part
+        return block, DOCUMENT_TOKENS, "", part
+    return block, _json_tokens(block), "", part
 
 
 def _json_tokens(block: Mapping[str, Any]) -> int:

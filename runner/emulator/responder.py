@@ -34,12 +34,15 @@ class Record:
     thinking: str | None = None
 
     def to_row(self) -> list[Any]:
-        bps = [[b.tokens, b.prefix_hash, b.ttl] for b in self.breakpoints]
+        bps = [[b.tokens, b.prefix_hash, b.ttl, b.lookback] for b in self.breakpoints]
         return [*(getattr(self, n) for n in _ROW_FIELDS), bps]
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Record:
-        bps = tuple(Breakpoint(t, h, ttl) for t, h, ttl in row[-1])
+        bps = tuple(
+            Breakpoint(bp[0], bp[1], bp[2], tuple((t, h) for t, h in bp[3]) if bp[3:] else ())
+            for bp in row[-1]
+        )
         return cls(**dict(zip(_ROW_FIELDS, row[:-1], strict=True)), breakpoints=bps)
 
 
@@ -72,9 +75,12 @@ def make_record(
     if rule is not None and rule.errored:
         message = rule.message or f"Emulated {rule.errored} (scripted by a responses rule)"
         return Record(custom_id, model, rule.errored, message)
+    max_tokens = params["max_tokens"]
     thinking = _thinking(params, prompt)
+    if thinking is not None:
+        thinking = thinking[: max_tokens * 4]  # thinking counts against max_tokens too
     spent = prompt_mod.text_tokens(thinking or "")
-    text, stop = _reply(model, prompt, rule, max(0, params["max_tokens"] - spent))
+    text, stop = _reply(model, prompt, rule, max_tokens - spent)
     geo = params.get("inference_geo")
     return Record(
         custom_id,
@@ -105,10 +111,11 @@ def _reply(
     text = f"Emulated reply from {model} to prompt {prompt.digest}: {prompt.last_user_words}"
     if rule is not None and rule.text is not None:
         text = rule.text
-    if rule is not None and rule.stop_reason is not None:
-        return text, rule.stop_reason
+    # Even scripted text obeys max_tokens: output_tokens never exceed it.
     if prompt_mod.text_tokens(text) > max_tokens:
         return text[: max_tokens * 4], "max_tokens"
+    if rule is not None and rule.stop_reason is not None:
+        return text, rule.stop_reason
     return text, "end_turn"
 
 
@@ -131,4 +138,6 @@ def _content(record: Record) -> list[dict[str, Any]]:
     if record.thinking is None:
         return [text]
     signature = "emu" + record.message_id.removeprefix("msg_emu")
-    return [{"type": "thinking", "thinking": record.thinking, "signature": signature}, text]
+    thinking = {"type": "thinking", "thinking": record.thinking, "signature": signature}
+    # max_tokens ran out while thinking: there is no answer text to return.
+    return [thinking, text] if record.text else [thinking]

@@ -25,6 +25,8 @@ from runner.emulator.service import Service
 CHUNK_BYTES = 1 << 20  # results are written in ~1 MB chunks: few syscalls, flat memory
 DRAIN_BYTES = 1 << 20
 CONTROL = ("clock_advance", "stats")
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+COUNT_TOKENS_MAX_BYTES = 32 * 1024 * 1024  # same 2^20 reading of "MB" as max_body_bytes
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -84,15 +86,34 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are logged through structlog in `_handle` instead."""
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors the stdlib raises itself (an unsupported method such as HEAD or OPTIONS, a
+        malformed request line) get the API's JSON envelope and a `request-id` too, never
+        the stdlib's HTML page (contract 1.3: request-id on every response)."""
+        self.request_id = _request_id()
+        self.close_connection = True  # the request may be unread or unparsable
+        kind = errors.TYPE_OF_STATUS.get(code) or (
+            "api_error" if code >= 500 else "invalid_request_error"
+        )
+        error = errors.ApiError(code, kind, message or f"HTTP {code}")
+        if self.command == "HEAD":  # a HEAD answer has headers only
+            self.send_response(code)
+            self._common_headers()
+            self.send_header("connection", "close")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        self._send_json(code, error.body(self.request_id), {"connection": "close"})
+
     def _handle(self, method: str) -> None:
         started = time.perf_counter()
-        self.request_id = "req_emu" + uuid.uuid4().hex[:24]
+        self.request_id = _request_id()
         url = urlsplit(self.path)
         status, endpoint = 500, "?"
         try:
             # The body is read first so that an early error never leaves unread bytes on a
             # keep-alive connection.
-            body = self._read_body()
+            body = self._read_body(self._body_limit(url.path))
             endpoint, item_id = endpoints.route(method, url.path)
             if endpoint not in CONTROL:
                 self._authenticate()
@@ -139,13 +160,15 @@ class Handler(BaseHTTPRequestHandler):
         if not self.headers.get("anthropic-version"):
             raise errors.invalid("anthropic-version: header is required")
 
-    def _read_body(self) -> bytes:
-        limit = self.server.service.config.max_body_bytes
+    def _body_limit(self, path: str) -> int:
+        # count_tokens has the Messages API's 32 MB limit (contract 2.7), not the batch one.
+        if path == COUNT_TOKENS_PATH:
+            return COUNT_TOKENS_MAX_BYTES
+        return self.server.service.config.max_body_bytes
+
+    def _read_body(self, limit: int) -> bytes:
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            body = self._read_chunked()
-            if len(body) > limit:
-                raise _too_large()
-            return body
+            return self._read_chunked(limit)
         try:
             length = int(self.headers.get("content-length") or 0)
         except ValueError:
@@ -157,16 +180,30 @@ class Handler(BaseHTTPRequestHandler):
         # One read of the whole body: the fastest way in, and a single copy in memory.
         return self.rfile.read(length) if length else b""
 
-    def _read_chunked(self) -> bytes:
-        """A chunked request body (SDK callers that pass a generator as `content`)."""
+    def _read_chunked(self, limit: int) -> bytes:
+        """A chunked request body (SDK callers that pass a generator as `content`). Past
+        `limit` the rest is drained, not kept, so an oversized body costs no memory."""
         parts: list[bytes] = []
+        total = 0
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            line = self.rfile.readline().split(b";")[0].strip()
+            try:
+                size = int(line or b"0", 16)
+            except ValueError:
+                self.close_connection = True  # the body's end is unknown: drop the connection
+                raise errors.invalid("Transfer-Encoding: chunked: bad chunk size") from None
             if size == 0:
                 while self.rfile.readline().strip():  # trailers end with an empty line
                     pass
+                if total > limit:
+                    raise _too_large()
                 return b"".join(parts)
-            parts.append(self.rfile.read(size))
+            total += size
+            if total > limit:
+                parts.clear()
+                self._drain(size)
+            else:
+                parts.append(self.rfile.read(size))
             self.rfile.readline()
 
     def _drain(self, length: int) -> None:
@@ -309,6 +346,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
         self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _request_id() -> str:
+    return "req_emu" + uuid.uuid4().hex[:24]
 
 
 def _fault_error(fault: HttpFault, endpoint: str) -> errors.ApiError:

@@ -16,7 +16,7 @@ from runner.emulator.clock import Clock
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import Faults
 from runner.emulator.params import Context
-from runner.emulator.state import Batch, finalize
+from runner.emulator.state import Batch, finalize, process
 from runner.emulator.store import Store
 
 MAX_LIST_LIMIT = 1000
@@ -36,6 +36,7 @@ class Service:
         self._calls: dict[str, int] = {}
         self._workers: list[threading.Thread] = []
         self._faulted: dict[str, int] = {}
+        self._commit_then_fail: list[str] = []
         if store is not None:
             for batch in store.load():
                 self._adopt(batch)
@@ -48,18 +49,20 @@ class Service:
     # -- state machine ---------------------------------------------------------------------
 
     def settle(self) -> float:
-        """Finalize every batch whose end time has passed, oldest end first, so the prompt
-        cache sees requests in time order. Returns the emulated now."""
+        """Process every request whose instant has passed (all batches, in emulated time
+        order, so the prompt cache sees them as they happened), then end the batches whose
+        end has passed. Returns the emulated now."""
         with self._lock:
             now = self.clock.now()
             drain = self.config.cancel_drain_s
-            due = [
+            running = [
                 b for b in self._batches.values() if b.ended_at is None and b.records is not None
             ]
-            due = [b for b in due if b.end_time(drain) <= now]
-            for batch in sorted(due, key=lambda b: (b.end_time(drain), b.seq)):
-                finalize(batch, batch.end_time(drain), self.faults, self._cache)
-                self._save(batch)
+            process(running, now, drain, self.faults, self._cache)
+            for batch in running:
+                if batch.end_time(drain) <= now:
+                    finalize(batch, batch.end_time(drain))
+                    self._save(batch)
             return now
 
     def _save(self, batch: Batch, new: bool = False) -> None:
@@ -81,8 +84,7 @@ class Service:
         requests happens in a background thread so a 256 MB create is accepted in about
         the time it takes to read and parse it.
         """
-        requests = intake.parse(body, self.config.max_requests_per_batch)
-        custom_ids = [r["custom_id"] for r in requests]
+        requests, custom_ids = intake.parse(body, self.config.max_requests_per_batch)
         with self._lock:
             now = self.settle()
             self._check_queue(len(custom_ids), now)
@@ -99,7 +101,10 @@ class Service:
                 attempts,
             )
             self._batches[batch.id] = batch
-            answer = wire.batch_json(batch, origin, now), self.faults.commit_then_fail()
+            fail = self.faults.commit_then_fail()
+            if fail:
+                self._commit_then_fail.append(batch.id)
+            answer = wire.batch_json(batch, origin, now), fail
         if len(custom_ids) <= SYNC_SUMMARY_LIMIT:
             self._summarise(batch, requests, ctx)
         else:
@@ -122,8 +127,10 @@ class Service:
             worker.join()
 
     def _check_queue(self, incoming: int, now: float) -> None:
+        """Contract 9: a request counts against the queue while it is not yet processed,
+        so a running batch frees its share as its requests finish."""
         busy = [b for b in self._batches.values() if b.ended_at is None]
-        queued = sum(len(b.custom_ids) for b in busy)
+        queued = sum(b.unprocessed() for b in busy)
         if queued + incoming <= self.config.queue_limit:
             return
         soonest = min((b.end_time(self.config.cancel_drain_s) for b in busy), default=now)
@@ -219,6 +226,7 @@ class Service:
             figures = stats.compute(sorted(self._batches.values(), key=lambda b: b.seq), now)
             figures["http_calls"] = dict(self._calls)
             figures["http_faults_injected"] = dict(self._faulted)
+            figures["committed_then_failed_batch_ids"] = list(self._commit_then_fail)
             return figures
 
     def advance(self, seconds: float) -> float:

@@ -2,12 +2,16 @@
 
 Time is virtual: request i of N finishes at created_at + latency * (i + 1) / N, so a cancel
 or an expiry part-way through leaves the earlier requests with real outcomes and the rest
-canceled or expired. Nothing moves on its own: `end_time` says when the batch ends and the
-service finalizes it the first time it looks at the batch after that instant.
+canceled or expired. Nothing moves on its own: whenever the service looks, it first
+processes every request whose instant has passed, across all batches in emulated time order
+(so the shared prompt cache sees them in the order they happened), then ends the batches
+whose `end_time` has passed. Outcomes become visible only at the end.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +56,9 @@ class Batch:
     ended_at: float | None = None
     outcomes: list[Outcome] | None = field(default=None, repr=False)
     deleted: bool = False
+    # Outcomes of the requests processed so far, in index order, while the batch runs. Not
+    # persisted: after a restart they are recomputed (the prompt cache starts empty anyway).
+    done: list[Outcome] = field(default_factory=list, repr=False)
 
     @property
     def expires_at(self) -> float:
@@ -76,6 +83,10 @@ class Batch:
     def done_at(self, index: int) -> float:
         return self.created_at + self.latency * (index + 1) / len(self.custom_ids)
 
+    def unprocessed(self) -> int:
+        """Requests not processed yet (as of the service's last settle)."""
+        return len(self.custom_ids) - len(self.done)
+
     def counts(self) -> dict[str, int]:
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         if self.outcomes is None:
@@ -86,18 +97,32 @@ class Batch:
         return counts
 
 
-def finalize(batch: Batch, end: float, faults: Faults, cache: PromptCache) -> None:
-    """End `batch` at `end`: every request gets its final outcome, counts move at once."""
-    assert batch.records is not None
-    leftover = "expired" if end >= batch.expires_at else "canceled"
-    outcomes = []
-    for i, record in enumerate(batch.records):
+def process(
+    batches: Sequence[Batch], until: float, drain: float, faults: Faults, cache: PromptCache
+) -> None:
+    """Process every not yet processed request of `batches` whose instant is at or before
+    `until` (and before its batch's end), all batches merged in emulated time order."""
+    streams = [_due(b, min(until, b.end_time(drain))) for b in batches if b.records is not None]
+    for at, _, i, batch in heapq.merge(*streams):
+        assert batch.records is not None
+        batch.done.append(_outcome(batch.records[i], batch.attempts[i], at, faults, cache))
+
+
+def _due(batch: Batch, limit: float) -> Iterator[tuple[float, int, int, Batch]]:
+    for i in range(len(batch.done), len(batch.custom_ids)):
         at = batch.done_at(i)
-        if at > end:
-            outcomes.append(Outcome(leftover))
-        else:
-            outcomes.append(_outcome(record, batch.attempts[i], at, faults, cache))
-    batch.outcomes = outcomes
+        if at > limit:
+            return
+        yield at, batch.seq, i, batch
+
+
+def finalize(batch: Batch, end: float) -> None:
+    """End `batch` at `end` (its requests up to `end` already processed): the rest become
+    expired or canceled, and every outcome becomes visible at once."""
+    leftover = "expired" if end >= batch.expires_at else "canceled"
+    missing = len(batch.custom_ids) - len(batch.done)
+    batch.outcomes = batch.done + [Outcome(leftover) for _ in range(missing)]
+    batch.done = []
     batch.ended_at = end
 
 

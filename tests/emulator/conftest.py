@@ -70,3 +70,9 @@ def client(emu: Emulator) -> Iterator[Anthropic]:
 def slow_client(slow_emu: Emulator) -> Iterator[Anthropic]:
     with sdk(slow_emu, max_retries=0) as c:
         yield c
+
+
+def results_of(client: Anthropic, reqs: list[Any], **kwargs: Any) -> dict[str, Any]:
+    """Create a batch (it must end at once) and return its results by custom_id."""
+    batch = client.messages.batches.create(requests=reqs, **kwargs)
+    return {line.custom_id: line.result for line in client.messages.batches.results(batch.id)}
