@@ -368,3 +368,39 @@ def test_budget_is_checked_before_submitting(tmp_path: Path) -> None:
         executor.run(ctx)
     ctx.store.close()
     assert h.api.calls.get("create", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("etype", "retried"),
+    [
+        ("api_error", True),
+        ("overloaded_error", True),
+        ("rate_limit_error", True),
+        ("timeout_error", True),
+        ("invalid_request_error", False),
+        ("authentication_error", False),
+        ("permission_error", False),
+        ("billing_error", False),
+    ],
+)
+def test_each_error_type_is_retried_or_dead(tmp_path: Path, etype: str, retried: bool) -> None:
+    """DESIGN.md, Retry: four types are retried, the others are dead letters at once."""
+
+    def outcome(cid: str, n: int) -> dict[str, Any]:
+        return errored(etype, f"{etype} text") if n == 1 else succeeded(cid, n)
+
+    h = Harness(tmp_path, {"a": "x"}, outcome=outcome)
+    summary = run(h)
+    assert summary.counts == ({"succeeded": 1} if retried else {"dead": 1})
+    if not retried:
+        assert h.dead_lines()[0]["error_message"] == f"{etype} text"
+
+
+def test_canceled_elsewhere_is_retried(tmp_path: Path) -> None:
+    """A batch canceled outside batchrun (console, another tool): its requests are retried."""
+    h = Harness(tmp_path, INPUTS, latency=3)
+    run(h, no_wait=True)
+    h.api.cancel("msgbatch_0000")
+    summary = run(h)
+    assert summary.counts == {"succeeded": 10}
+    assert all(n == 2 for n in h.api.submissions.values())
