@@ -178,8 +178,9 @@ def _refuse_lost_state(job: JobSpec, store: Store) -> None:
 def _summarize(job: JobSpec, store: Store, summary: executor.RunSummary, no_wait: bool) -> int:
     counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items()) if v)
     print(f"{job.name}: {counts or 'no requests'}")
-    print(f"  submitted {summary.requests_submitted} requests in {summary.batches_submitted} "
-          f"batches this run; results in {job.output.path}")  # fmt: skip
+    n = summary.batches_submitted
+    print(f"  submitted {summary.requests_submitted} requests in {n} batch{'es' * (n != 1)} "
+          f"this run; results in {job.output.path}")  # fmt: skip
     for line in report.format_cost(report.cost_report(store)):
         print(f"  {line}")
     if not summary.finished:
@@ -239,7 +240,7 @@ def cancel_jobs(paths: tuple[Path, ...], root: Path | None, remote: Remote) -> i
                 ctx = Context(job=job, store=store, backend=api, sink=open_sink(job),
                               compiler=compiler())  # fmt: skip
                 asked = recover.cancel_job(ctx)
-                print(f"{job.name}: cancel requested for {len(asked)} batches")
+                print(f"{job.name}: cancel requested for {len(asked)} batch(es)")
             finally:
                 store.close()
     return EXIT_OK
@@ -263,7 +264,7 @@ def recover_jobs(paths: tuple[Path, ...], root: Path | None, remote: Remote) -> 
                 finally:
                     ctx.sink.close()
                 counts = store.status_counts()
-                print(f"{job.name}: re-attached {adopted} batches; requests: {counts}")
+                print(f"{job.name}: re-attached {adopted} batch(es); requests: {counts}")
             finally:
                 store.close()
     return EXIT_OK

@@ -173,7 +173,7 @@ def test_cancel_then_next_run_resubmits(tmp_path: Path, start_emulator: Emulator
     job = write_job(tmp_path, inputs=3)
     assert batchrun(emu.base_url, "run", "--no-wait", job).returncode == 0
     proc = batchrun(emu.base_url, "cancel", job)
-    assert proc.returncode == 0 and "cancel requested for 1 batches" in proc.stdout
+    assert proc.returncode == 0 and "cancel requested for 1 batch(es)" in proc.stdout
     emu.advance(60)
     store = Store.open(default_state_dir(job, "e2e"))
     assert all(b.cancel_requested for b in store.batches())
@@ -211,7 +211,7 @@ def test_recover_after_state_loss(tmp_path: Path, start_emulator: EmulatorFactor
     refused = batchrun(emu.base_url, "run", job)
     assert refused.returncode == 1 and "recover" in refused.stderr
     proc = batchrun(emu.base_url, "recover", job)
-    assert proc.returncode == 0 and "re-attached 1 batches" in proc.stdout
+    assert proc.returncode == 0 and "re-attached 1 batch(es)" in proc.stdout
     proc = batchrun(emu.base_url, "run", job)
     assert proc.returncode == 0 and "submitted 0 requests" in proc.stdout
     stats = emu.stats()
