@@ -20,10 +20,15 @@ from runner.records import DeadLetter, ResultRecord
 from runner.store import PAGE, BatchRow, Outcome
 
 RETRYABLE_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
-# Collect attempts that may come back short before missing lines count as lost requests.
+# Clean reads that may come back short before missing lines count as lost requests (a
+# broken stream never counts: its lines exist, we just have not read them yet).
 SHORT_READS_TOLERATED = 3
 
 _log = log.get("batchrun.collect")
+
+
+class ShortRead(ResultsUnavailable):
+    """The stream ended cleanly with fewer lines than the batch has requests."""
 
 
 @dataclass
@@ -85,7 +90,7 @@ def collect_batch(ctx: Context, row: BatchRow, remote: RemoteBatch) -> bool:
         with ctx.store.transaction():
             seen = _record_results(ctx, row)
             if seen < remote.request_count and short_reads < SHORT_READS_TOLERATED:
-                raise ResultsUnavailable(f"{seen} of {remote.request_count} result lines")
+                raise ShortRead(f"{seen} of {remote.request_count} result lines")
             missing = _settle_missing(ctx, row, "no result line for this request")
             ctx.store.finish_batch(row.id)
     except ResultsGone as exc:
@@ -95,7 +100,8 @@ def collect_batch(ctx: Context, row: BatchRow, remote: RemoteBatch) -> bool:
             ctx.store.finish_batch(row.id)
         seen = 0
     except ResultsUnavailable as exc:
-        ctx.store.bump_collect_attempts(row.id)
+        if isinstance(exc, ShortRead):  # only a clean but short stream counts towards giving up
+            ctx.store.bump_collect_attempts(row.id)
         bound.warning("results incomplete, will collect again", error=str(exc))
         return False
     if missing:
