@@ -211,10 +211,7 @@ class FakeAPI:
         for bid in sorted(self.batches, reverse=True):
             if bid == stop_at:
                 return
-            yield self._remote_no_tick(self.batches[bid])
-
-    def _remote_no_tick(self, b: FakeBatch) -> RemoteBatch:
-        return self._remote(b)
+            yield self._remote(self.batches[bid])
 
     def results(self, batch_id: str) -> Iterator[dict[str, Any]]:
         b = self.batches[batch_id]
