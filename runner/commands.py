@@ -126,40 +126,47 @@ def _context(job: JobSpec, store: Store, api: Backend) -> Context:
 
 
 def run_jobs(paths: tuple[Path, ...], no_wait: bool, root: Path | None, remote: Remote) -> int:
-    """`batchrun run`: every job in turn; the worst exit code wins. With --emulate and no
-    --state-dir the state is a temporary folder: the emulator's batches vanish with this
-    command, so a kept state would point at batches no API knows."""
+    """`batchrun run`: all jobs at once, each at its own pace; the worst exit code wins.
+    With --emulate and no --state-dir the state is a temporary folder: the emulator's
+    batches vanish with this command, so a kept state would point at batches no API knows."""
     jobs = [load_job(p) for p in paths]
-    codes = [EXIT_OK]
     with _api_errors(), backend(remote) as api, contextlib.ExitStack() as stack:
         if remote.emulate and root is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="batchrun-")))
-        for job in jobs:
-            codes.append(_run_one(job, api, no_wait, state_dir(job, root), remote.emulate))
+        ctxs = [
+            ctx
+            for job in jobs
+            if (ctx := _open_job(stack, job, api, state_dir(job, root), remote.emulate))
+        ]
+        if not ctxs:
+            return EXIT_OK
+        summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait=no_wait)
+        ctxs[0].progress("")
+        codes = [
+            _summarize(c.job, c.store, s, no_wait) for c, s in zip(ctxs, summaries, strict=True)
+        ]
     return max(codes)
 
 
-def _run_one(job: JobSpec, api: Backend, no_wait: bool, where: Path, emulated: bool) -> int:
+def _open_job(
+    stack: contextlib.ExitStack, job: JobSpec, api: Backend, where: Path, emulated: bool
+) -> Context | None:
+    """The job's locked state and open sink, closed by `stack`; None if another run holds
+    the job (it says so: nothing is submitted twice)."""
     store = Store.open(where)
+    stack.callback(store.close)
     try:
-        try:
-            store.lock()
-        except LockHeld:
-            print(f"{job.name}: already running (lock held in {where}); nothing submitted")
-            return EXIT_OK
-        if not emulated:
-            _refuse_lost_state(job, store)
-        if not job.output.path.exists() and store.has_results():
-            store.mark_all_unwritten()  # the output was removed: rebuild it from state
-        ctx = _context(job, store, api)
-        try:
-            summary = executor.run(ctx, no_wait=no_wait)
-        finally:
-            ctx.sink.close()
-            ctx.progress("")
-        return _summarize(job, store, summary, no_wait)
-    finally:
-        store.close()
+        store.lock()
+    except LockHeld:
+        print(f"{job.name}: already running (lock held in {where}); nothing submitted")
+        return None
+    if not emulated:
+        _refuse_lost_state(job, store)
+    if not job.output.path.exists() and store.has_results():
+        store.mark_all_unwritten()  # the output was removed: rebuild it from state
+    ctx = _context(job, store, api)
+    stack.callback(ctx.sink.close)
+    return ctx
 
 
 def _refuse_lost_state(job: JobSpec, store: Store) -> None:

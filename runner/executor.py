@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from runner import collect, crashpoint, log, submit
 from runner.backend import Retryable
-from runner.context import Context
+from runner.context import Clock, Context
 from runner.store import PAGE
 
 _log = log.get("batchrun.executor")
@@ -78,34 +78,70 @@ def sync_requests(ctx: Context) -> int:
     return total
 
 
-def run(ctx: Context, no_wait: bool = False) -> RunSummary:
-    """Drive the job towards every input having a final outcome. The caller holds the lock."""
-    summary = RunSummary(ctx.job.name)
-    bound = _log.bind(job=ctx.job.name)
-    total = sync_requests(ctx)
-    bound.info("compiled", requests=total)
-    collect.flush_sink(ctx)  # results a crashed run stored but did not write
-    interval = ctx.job.poll_interval_s
-    first = True
-    while True:
+class JobRun:
+    """One job driven pass by pass, so that several jobs can share one waiting loop."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.summary = RunSummary(ctx.job.name)
+        self.interval = ctx.job.poll_interval_s
+        self.first = True
+        self._log = _log.bind(job=ctx.job.name)
+
+    def start(self) -> None:
+        """Record the job's requests and re-apply results a crashed run left unwritten."""
+        total = sync_requests(self.ctx)
+        self._log.info("compiled", requests=total)
+        collect.flush_sink(self.ctx)
+
+    def step(self) -> float | None:
+        """One pass. Returns how long to wait before the next, or None when finished."""
+        ctx = self.ctx
         settled = _settle_intents(ctx)
         polled = collect.poll(ctx)
-        sent = submit.submit_waiting(ctx, include_canceled=first)
-        first = False
-        summary.batches_submitted += sent.batches
-        summary.requests_submitted += sent.requests
-        summary.counts = ctx.store.status_counts()
-        summary.finished = _finished(ctx, summary.counts)
-        ctx.progress(_progress_line(summary.counts))
-        if summary.finished or no_wait:
-            return summary
+        sent = submit.submit_waiting(ctx, include_canceled=self.first)
+        self.first = False
+        self.summary.batches_submitted += sent.batches
+        self.summary.requests_submitted += sent.requests
+        self.summary.counts = ctx.store.status_counts()
+        self.summary.finished = _finished(ctx, self.summary.counts)
+        ctx.progress(_progress_line(self.summary.counts))
+        if self.summary.finished:
+            return None
         progressed = polled.ended or sent.batches
-        interval = ctx.job.poll_interval_s if progressed else _backoff(ctx, interval)
+        self.interval = ctx.job.poll_interval_s if progressed else _backoff(ctx, self.interval)
         # A fresh batch may end quickly (small ones often do): look again soon, once.
-        soon = min(interval, FIRST_POLL_S) if sent.batches else interval
+        soon = min(self.interval, FIRST_POLL_S) if sent.batches else self.interval
         wait = max(soon, polled.retry_after or 0.0, sent.retry_after or 0.0, settled or 0.0)
-        bound.debug("waiting", seconds=wait, **summary.counts)
-        ctx.clock.sleep(wait)
+        self._log.debug("waiting", seconds=wait, **self.summary.counts)
+        return wait
+
+
+def run(ctx: Context, no_wait: bool = False) -> RunSummary:
+    """Drive one job towards every input having a final outcome (the caller holds its
+    lock); with `no_wait`, one pass."""
+    return run_many([ctx], ctx.clock, no_wait)[0]
+
+
+def run_many(ctxs: list[Context], clock: Clock, no_wait: bool = False) -> list[RunSummary]:
+    """Drive several jobs at once, each at its own pace: a job's next pass comes when its
+    own wait is over, so no job waits for another to finish."""
+    runs = [JobRun(ctx) for ctx in ctxs]
+    for r in runs:
+        r.start()
+    due = dict.fromkeys(runs, 0.0)
+    while due:
+        now = clock.now()
+        for r in [r for r, t in due.items() if t <= now]:
+            wait = r.step()
+            if wait is None:
+                del due[r]
+            else:
+                due[r] = clock.now() + wait
+        if no_wait or not due:
+            break
+        clock.sleep(max(0.0, min(due.values()) - clock.now()))
+    return [r.summary for r in runs]
 
 
 def _settle_intents(ctx: Context) -> float | None:

@@ -311,3 +311,17 @@ def test_deleted_output_is_rebuilt_from_state(
     proc = batchrun(emu.base_url, "run", job)
     assert proc.returncode == 0 and "submitted 0 requests" in proc.stdout
     assert results(job) == before and emu.stats()["requests_received"] == 3
+
+
+def test_several_jobs_progress_together(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
+    """`run A B`: B's batches go out on the first pass, not after A has finished."""
+    emu = start_emulator({"latency": {"min_s": 3600, "max_s": 3600}})
+    a = write_job(tmp_path, name="alpha", inputs=2)
+    b = write_job(tmp_path, name="beta", inputs=3)
+    assert batchrun(emu.base_url, "run", "--no-wait", a, b).returncode == 0
+    assert emu.stats()["batches_created"] == 2
+    emu.advance(3600)
+    proc = batchrun(emu.base_url, "run", a, b)
+    assert proc.returncode == 0 and "alpha: 2 succeeded" in proc.stdout
+    assert "beta: 3 succeeded" in proc.stdout
+    assert len(results(a)) == 2 and len(results(b)) == 3
