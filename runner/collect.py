@@ -8,7 +8,7 @@ nothing lost); a crash after it leaves rows unwritten (re-applied to the idempot
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from runner import crashpoint, log
 from runner.backend import BatchGone, RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.context import Context
 from runner.records import DeadLetter, ResultRecord
+from runner.sinks.files import SinkRecordError, SinkRecordErrors
 from runner.store import PAGE, BatchRow, Outcome
 
 RETRYABLE_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
@@ -244,7 +245,10 @@ def flush_sink(ctx: Context) -> int:
     durable, then mark the rows written. Safe to repeat: the sink is idempotent."""
     written = 0
     for page in ctx.store.unwritten_results():
-        ctx.sink.upsert([rec for _, rec in page])
+        try:
+            ctx.sink.upsert([rec for _, rec in page])
+        except SinkRecordErrors as exc:  # the other records were written
+            _refused_by_sink(ctx, page, exc.errors)
         crashpoint.hit("mid_sink_write")
         ctx.sink.flush()
         crashpoint.hit("after_sink_write")
@@ -256,3 +260,31 @@ def flush_sink(ctx: Context) -> int:
         ctx.store.mark_written("dead", [(letter.input_key, cid) for cid, letter in dpage])
         written += len(dpage)
     return written
+
+
+def _refused_by_sink(
+    ctx: Context, page: list[tuple[str, ResultRecord]], errors: Sequence[SinkRecordError]
+) -> None:
+    """A result the sink cannot hold (say, not JSON for `content: json`) becomes a dead
+    letter of its input, error type `sink_error`, so the run ends and says why."""
+    by_key = {rec.input_key: rec for _, rec in page}
+    letters = [
+        DeadLetter(
+            input_key=rec.input_key,
+            input_path=rec.input_path,
+            custom_id=rec.custom_id,
+            outcome="errored",
+            error_type="sink_error",
+            error_message=err.message,
+            attempts=rec.attempts,
+            batch_id=rec.batch_id,
+            spec_hash=rec.spec_hash,
+            at=now_rfc3339(),
+        )
+        for err in errors
+        if (rec := by_key.get(err.input_key)) is not None
+    ]
+    _log.warning(
+        "the sink refused some results: dead letters", job=ctx.job.name, count=len(letters)
+    )
+    ctx.store.refuse_results(letters)

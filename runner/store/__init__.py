@@ -363,6 +363,22 @@ class Store(Reads):
                 (key, o.custom_id, _dumps(o.dead)),
             )
 
+    def refuse_results(self, letters: Sequence[DeadLetter]) -> None:
+        """The sink could not hold these results: each becomes its input's dead letter."""
+        with self.transaction():
+            for d in letters:
+                self.db.execute(
+                    "UPDATE requests SET status = 'dead', error_type = ?, error_message = ? "
+                    "WHERE custom_id = ?",
+                    (d.error_type, d.error_message, d.custom_id),
+                )
+                self.db.execute("DELETE FROM results WHERE input_key = ?", (d.input_key,))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO dead (input_key, custom_id, record, written) "
+                    "VALUES (?, ?, ?, 0)",
+                    (d.input_key, d.custom_id, _dumps(d)),
+                )
+
     def has_result(self, input_key: str) -> bool:
         row = self.db.execute("SELECT 1 FROM results WHERE input_key = ?", (input_key,))
         return row.fetchone() is not None

@@ -46,7 +46,7 @@ class Reads:
             "COALESCE(SUM(cache_write_1h), 0), COALESCE(SUM(cache_read), 0), "
             "COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0), "
             "COALESCE(SUM(standard_cost_usd), 0), COUNT(*), COUNT(cost_usd) "
-            "FROM requests WHERE status = 'succeeded'"
+            "FROM requests WHERE input_tokens IS NOT NULL"
         ).fetchone()
         names = ("input", "cache_write_5m", "cache_write_1h", "cache_read", "output",
                  "cost_usd", "standard_cost_usd", "succeeded", "priced")  # fmt: skip

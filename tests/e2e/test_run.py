@@ -325,3 +325,21 @@ def test_several_jobs_progress_together(tmp_path: Path, start_emulator: Emulator
     assert proc.returncode == 0 and "alpha: 2 succeeded" in proc.stdout
     assert "beta: 3 succeeded" in proc.stdout
     assert len(results(a)) == 2 and len(results(b)) == 3
+
+
+def test_result_the_sink_refuses_is_a_dead_letter(
+    tmp_path: Path, start_emulator: EmulatorFactory
+) -> None:
+    """A files sink with `content: json` cannot hold a non-JSON answer: sink_error dead
+    letters, exit 4, and the next run neither resubmits nor fails on them again."""
+    emu = start_emulator()
+    out = "{type: files, path: out/answers, content: json}"
+    job = write_job(tmp_path, inputs=2, output=out)
+    proc = batchrun(emu.base_url, "run", job)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    letters = [
+        orjson.loads(x) for x in (tmp_path / "out" / "answers.dead.jsonl").read_bytes().splitlines()
+    ]
+    assert {d["error_type"] for d in letters} == {"sink_error"} and len(letters) == 2
+    again = batchrun(emu.base_url, "run", job)
+    assert again.returncode == 4 and emu.stats()["requests_received"] == 2
