@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from runner import executor, log, recover, report
+from runner import executor, recover, report
 from runner.backend import Backend, Retryable
 from runner.context import BudgetCheck, Compiler, Context, Pricer
 from runner.errors import BatchrunError
@@ -24,7 +24,6 @@ from runner.spec import JobSpec, load_job
 from runner.store import LockHeld, Store, default_state_dir
 
 EXIT_OK, EXIT_ERROR, EXIT_DEAD_LETTERS = 0, 1, 4
-_log = log.get("batchrun")
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,7 @@ def backend(remote: Remote) -> Iterator[Backend]:
 
 
 def compiler() -> Compiler:
+    # Imported here, not at the top: status and cancel never need the compile stack.
     from runner import compile as compile_
 
     return compile_
