@@ -173,8 +173,11 @@ def _refuse_lost_state(job: JobSpec, store: Store) -> None:
     """A new state beside an existing output means the state was lost: running now would
     pay for every result again. `recover` rebuilds it from the API instead."""
     out = job.output.path
-    if store.created and out.exists() and (out.is_dir() or out.stat().st_size > 0):
+    has_output = out.exists() and (out.is_dir() or out.stat().st_size > 0)
+    if store.created and has_output:
         store.set_meta("lost_state", "1")
+    if not has_output:  # removed meanwhile: starting over is what the user chose
+        store.clear_meta("lost_state")
     if store.get_meta("lost_state"):
         raise BatchrunError(
             f"{job.name}: no state in {store.state_dir} but {out} exists: the state was "

@@ -210,6 +210,7 @@ def test_recover_after_state_loss(tmp_path: Path, start_emulator: EmulatorFactor
     shutil.rmtree(default_state_dir(job, "e2e"))
     refused = batchrun(emu.base_url, "run", job)
     assert refused.returncode == 1 and "recover" in refused.stderr
+    assert batchrun(emu.base_url, "run", job).returncode == 1  # still refused
     proc = batchrun(emu.base_url, "recover", job)
     assert proc.returncode == 0 and "re-attached 1 batch(es)" in proc.stdout
     proc = batchrun(emu.base_url, "run", job)
@@ -343,3 +344,17 @@ def test_result_the_sink_refuses_is_a_dead_letter(
     assert {d["error_type"] for d in letters} == {"sink_error"} and len(letters) == 2
     again = batchrun(emu.base_url, "run", job)
     assert again.returncode == 4 and emu.stats()["requests_received"] == 2
+
+
+def test_lost_state_then_output_removed_starts_over(
+    tmp_path: Path, start_emulator: EmulatorFactory
+) -> None:
+    """Refused for a lost state; removing the output is the explicit way to redo all."""
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=2)
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    shutil.rmtree(default_state_dir(job, "e2e"))
+    assert batchrun(emu.base_url, "run", job).returncode == 1
+    shutil.rmtree(tmp_path / "out")
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    assert len(results(job)) == 2 and emu.stats()["requests_received"] == 4
