@@ -404,3 +404,21 @@ def test_canceled_elsewhere_is_retried(tmp_path: Path) -> None:
     summary = run(h)
     assert summary.counts == {"succeeded": 10}
     assert all(n == 2 for n in h.api.submissions.values())
+
+
+def test_run_many_paces_each_job_on_its_own(tmp_path: Path) -> None:
+    """A quick job is not polled while a slow one waits, and the slow one is submitted on
+    the first pass."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fast = Harness(tmp_path / "a", INPUTS, latency=1)
+    slow = Harness(tmp_path / "b", INPUTS, latency=6)
+    ctxs = [fast.context(), slow.context()]
+    ctxs[1].clock = ctxs[0].clock
+    for c in ctxs:
+        c.store.lock()
+    summaries = executor.run_many(ctxs, ctxs[0].clock)
+    for c in ctxs:
+        c.store.close()
+    assert all(s.finished for s in summaries)
+    assert fast.api.calls["retrieve"] == 1 and slow.api.calls["retrieve"] == 6

@@ -358,3 +358,17 @@ def test_lost_state_then_output_removed_starts_over(
     shutil.rmtree(tmp_path / "out")
     assert batchrun(emu.base_url, "run", job).returncode == 0
     assert len(results(job)) == 2 and emu.stats()["requests_received"] == 4
+
+
+def test_recover_ignores_other_jobs_batches(
+    tmp_path: Path, start_emulator: EmulatorFactory
+) -> None:
+    """Only batches holding this job's custom_ids are re-attached."""
+    emu = start_emulator()
+    a = write_job(tmp_path, name="alpha", inputs=2)
+    b = write_job(tmp_path, name="beta", inputs=2)
+    assert batchrun(emu.base_url, "run", a, b).returncode == 0
+    shutil.rmtree(default_state_dir(a, "alpha"))
+    proc = batchrun(emu.base_url, "recover", a)
+    assert proc.returncode == 0 and "re-attached 1 batch(es)" in proc.stdout
+    assert "submitted 0 requests" in batchrun(emu.base_url, "run", a, b).stdout
