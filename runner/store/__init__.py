@@ -3,7 +3,7 @@
 State is the source of truth. Every remote side effect is bracketed by a committed write
 (an intent row before create, the batch id after), results are committed here before any
 sink sees them, and sinks are re-fed from here after a crash. Only this package talks
-SQL (schema.py: the migrations; reads.py: streamed reads for export, status, reports).
+SQL (schema.py: migrations; reads.py: streamed reads; sinkfeed.py: feeding the sink).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import IO, Any
 
 import orjson
 
-from runner.records import DeadLetter, RequestState, RequestStatus, ResultRecord
+from runner.records import DeadLetter, RequestStatus, ResultRecord
 from runner.store.reads import Reads
 from runner.store.schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from runner.store.sinkfeed import SinkFeed
 
 __all__ = [
     "MIGRATIONS",
@@ -92,7 +93,7 @@ def default_state_dir(job_path: Path, job_name: str) -> Path:
     return job_path.parent / ".batchrun" / job_name
 
 
-class Store(Reads):
+class Store(Reads, SinkFeed):
     """One job's state directory: `state.db` (SQLite, WAL) and `lock`."""
 
     def __init__(self, state_dir: Path, db: sqlite3.Connection, created: bool = False) -> None:
@@ -171,30 +172,6 @@ class Store(Reads):
                 rows,
             )
 
-    def states(self, custom_ids: Sequence[str]) -> dict[str, RequestState]:
-        marks = ",".join("?" * len(custom_ids))
-        rows = self.db.execute(
-            "SELECT custom_id, input_key, status, attempts FROM requests "
-            f"WHERE custom_id IN ({marks})",
-            tuple(custom_ids),
-        )
-        return {r[0]: RequestState(r[0], r[1], r[2], r[3]) for r in rows}
-
-    def iter_states(self, current_only: bool = True) -> Iterator[RequestState]:
-        """Every (current) request's state, streamed."""
-        last = ""
-        where = "current = 1 AND" if current_only else ""
-        while True:
-            rows = self.db.execute(
-                "SELECT custom_id, input_key, status, attempts FROM requests "
-                f"WHERE {where} custom_id > ? ORDER BY custom_id LIMIT ?",
-                (last, PAGE),
-            ).fetchall()
-            if not rows:
-                return
-            yield from (RequestState(r[0], r[1], r[2], r[3]) for r in rows)
-            last = rows[-1][0]
-
     def submittable_ids(self, include_canceled: bool) -> set[str]:
         """Current requests waiting for a submission."""
         statuses = ("pending", "retry", "canceled") if include_canceled else ("pending", "retry")
@@ -203,11 +180,6 @@ class Store(Reads):
             f"SELECT custom_id FROM requests WHERE current = 1 AND status IN ({marks})", statuses
         )
         return {r[0] for r in rows}
-
-    def status_counts(self, current_only: bool = True) -> dict[str, int]:
-        where = "WHERE current = 1" if current_only else ""
-        rows = self.db.execute(f"SELECT status, COUNT(*) FROM requests {where} GROUP BY status")
-        return {r[0]: r[1] for r in rows}
 
     def in_flight_count(self) -> int:
         row = self.db.execute("SELECT COUNT(*) FROM requests WHERE status = 'in_flight'")
@@ -379,10 +351,6 @@ class Store(Reads):
                     (d.input_key, d.custom_id, _dumps(d)),
                 )
 
-    def has_result(self, input_key: str) -> bool:
-        row = self.db.execute("SELECT 1 FROM results WHERE input_key = ?", (input_key,))
-        return row.fetchone() is not None
-
     def in_flight_of_batch(self, batch_id: str) -> list[tuple[str, str, str | None, int]]:
         """(custom_id, input_key, input_path, attempts) of the batch's uncollected requests."""
         rows = self.db.execute(
@@ -407,39 +375,3 @@ class Store(Reads):
         self.db.execute(
             "UPDATE batches SET collect_attempts = collect_attempts + 1 WHERE id = ?", (batch_id,)
         )
-
-    def unwritten_results(self) -> Iterator[list[tuple[str, ResultRecord]]]:
-        """Pages of (custom_id, record) collected but not yet confirmed written to the sink."""
-        for page in self._pages("results"):
-            yield [(cid, ResultRecord(**orjson.loads(rec))) for cid, rec in page]
-
-    def unwritten_dead(self) -> Iterator[list[tuple[str, DeadLetter]]]:
-        for page in self._pages("dead"):
-            yield [(cid, DeadLetter(**orjson.loads(rec))) for cid, rec in page]
-
-    def _pages(self, table: str) -> Iterator[list[tuple[str, bytes]]]:
-        last = ""
-        while True:
-            rows = self.db.execute(
-                f"SELECT input_key, custom_id, record FROM {table} "
-                "WHERE written = 0 AND input_key > ? ORDER BY input_key LIMIT ?",
-                (last, PAGE),
-            ).fetchall()
-            if not rows:
-                return
-            yield [(r[1], r[2]) for r in rows]
-            last = rows[-1][0]
-
-    def mark_written(self, table: str, pairs: Sequence[tuple[str, str]]) -> None:
-        """Mark (input_key, custom_id) as in the sink, unless replaced meanwhile."""
-        assert table in ("results", "dead")
-        with self.transaction() as db:
-            db.executemany(
-                f"UPDATE {table} SET written = 1 WHERE input_key = ? AND custom_id = ?", pairs
-            )
-
-    def mark_all_unwritten(self) -> None:
-        """The sink was lost or replaced: feed it everything again."""
-        with self.transaction() as db:
-            db.execute("UPDATE results SET written = 0")
-            db.execute("UPDATE dead SET written = 0")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 
-from runner.records import DeadLetter, ResultRecord
+from runner.records import DeadLetter, RequestState, ResultRecord
 
 PAGE = 1000  # rows per streamed page
 
@@ -59,3 +59,36 @@ class Reads:
         """Whether any result or dead letter was ever collected."""
         row = self.db.execute("SELECT EXISTS (SELECT 1 FROM results UNION SELECT 1 FROM dead)")
         return bool(row.fetchone()[0])
+
+    def states(self, custom_ids: Sequence[str]) -> dict[str, RequestState]:
+        marks = ",".join("?" * len(custom_ids))
+        rows = self.db.execute(
+            "SELECT custom_id, input_key, status, attempts FROM requests "
+            f"WHERE custom_id IN ({marks})",
+            tuple(custom_ids),
+        )
+        return {r[0]: RequestState(r[0], r[1], r[2], r[3]) for r in rows}
+
+    def iter_states(self, current_only: bool = True) -> Iterator[RequestState]:
+        """Every (current) request's state, streamed."""
+        last = ""
+        where = "current = 1 AND" if current_only else ""
+        while True:
+            rows = self.db.execute(
+                "SELECT custom_id, input_key, status, attempts FROM requests "
+                f"WHERE {where} custom_id > ? ORDER BY custom_id LIMIT ?",
+                (last, PAGE),
+            ).fetchall()
+            if not rows:
+                return
+            yield from (RequestState(r[0], r[1], r[2], r[3]) for r in rows)
+            last = rows[-1][0]
+
+    def status_counts(self, current_only: bool = True) -> dict[str, int]:
+        where = "WHERE current = 1" if current_only else ""
+        rows = self.db.execute(f"SELECT status, COUNT(*) FROM requests {where} GROUP BY status")
+        return {r[0]: r[1] for r in rows}
+
+    def has_result(self, input_key: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM results WHERE input_key = ?", (input_key,))
+        return row.fetchone() is not None
