@@ -13,7 +13,7 @@ API's own error text only.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -175,6 +175,11 @@ class Backend:
 
     def cancel(self, batch_id: str) -> RemoteBatch:
         return _batch(self._call(self.client.messages.batches.cancel, batch_id))
+
+    def count_tokens(self, params: Mapping[str, Any]) -> int:
+        """Exact input tokens of one request's prompt-shaping params (free endpoint)."""
+        counted = self._call(self.client.messages.count_tokens, **params)
+        return int(counted.input_tokens)
 
     def newest_batch_id(self) -> str | None:
         """The id of the most recently created batch in the workspace (None if empty)."""

@@ -4,6 +4,7 @@ codes (DESIGN.md): 0 ok, 1 job or input error, 2 misuse, 3 internal error, 4 dea
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,11 @@ def _guard(fn: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`batchrun export JOB | head`): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception:
         log.get("batchrun").exception("internal error: this is a bug in batchrun, please report it")
         return EXIT_INTERNAL
@@ -197,19 +203,23 @@ def _compile(job_path: Path, out_dir: Path) -> int:
     is_flag=True,
     help="Exact input token counts from the count_tokens endpoint (one call per request).",
 )
-def plan_cmd(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> None:
+@state_dir_option
+@click.option("--emulate", is_flag=True, help="With --count-tokens: ask an in-process emulator.")
+def plan_cmd(
+    jobs: tuple[Path, ...], as_json: bool, count_tokens: bool, state_dir: Path | None, emulate: bool
+) -> None:
     """Show what a run would submit, with estimated tokens and cost; exit 1 over budget."""
-    sys.exit(_guard(lambda: _plan(jobs, as_json, count_tokens)))
+    sys.exit(_guard(lambda: _plan(jobs, as_json, count_tokens, state_dir, emulate)))
 
 
-def _plan(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> int:
+def _plan(
+    jobs: tuple[Path, ...], as_json: bool, count_tokens: bool, root: Path | None, emulate: bool
+) -> int:
     # Imported here, not at the top: the other commands never need the compile stack.
     from runner import plan as plan_
     from runner import plan_format
 
-    counter = plan_.backend_count_tokens() if count_tokens else None
-    specs = [spec.load_job(p) for p in jobs]
-    plans = [plan_.make_plan(j, commands.stored_states(j), count_tokens=counter) for j in specs]
+    plans = commands.make_plans(jobs, count_tokens, root, commands.Remote(emulate=emulate))
     if as_json:
         click.echo(orjson.dumps([p.as_dict() for p in plans], option=orjson.OPT_INDENT_2))
     else:
@@ -217,6 +227,22 @@ def _plan(jobs: tuple[Path, ...], as_json: bool, count_tokens: bool) -> int:
     for p in plans:
         plan_.check_budget(p)
     return EXIT_OK
+
+
+@cli.command("export")
+@click.argument("job", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (atomically); default stdout.",
+)
+@state_dir_option
+def export_cmd(job: Path, fmt: str, out: Path | None, state_dir: Path | None) -> None:
+    """Write the job's current results, whatever its sink, as JSONL or CSV."""
+    sys.exit(_guard(lambda: commands.export_job(job, fmt, out, state_dir)))
 
 
 @cli.command("schema")

@@ -278,3 +278,43 @@ def recover_jobs(paths: tuple[Path, ...], root: Path | None, remote: Remote) -> 
             finally:
                 store.close()
     return EXIT_OK
+
+
+def make_plans(
+    paths: tuple[Path, ...], count_tokens: bool, root: Path | None, remote: Remote
+) -> list[Any]:
+    """`batchrun plan`: each job's plan against its stored state; with `count_tokens`,
+    exact input counts from the API's count_tokens endpoint (or the emulator's)."""
+    from runner import plan  # the compile stack: see compiler()
+
+    jobs = [load_job(p) for p in paths]
+    with contextlib.ExitStack() as stack:
+        counter = None
+        if count_tokens:
+            stack.enter_context(_api_errors())
+            counter = stack.enter_context(backend(remote)).count_tokens
+        return [plan.make_plan(j, stored_states(j, root), count_tokens=counter) for j in jobs]
+
+
+def export_job(path: Path, fmt: str, out: Path | None, root: Path | None) -> int:
+    """`batchrun export`: the job's current results from its state, whatever the sink, as
+    JSONL or CSV, to a file (written atomically) or to stdout."""
+    from runner import export
+
+    job = load_job(path)
+    where = state_dir(job, root)
+    if not Store.exists(where):
+        raise BatchrunError(f"{job.name}: no state in {where}: run the job first")
+    store = Store.open(where)
+    try:
+        records = store.iter_results()
+        kind: export.Format = "csv" if fmt == "csv" else "jsonl"
+        if out is not None:
+            count = export.export_file(records, kind, out)
+        else:
+            count = export.export(records, kind, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+    finally:
+        store.close()
+    print(f"{job.name}: exported {count} results", file=sys.stderr)
+    return EXIT_OK

@@ -8,17 +8,16 @@ docs/cost-estimates.md.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
 from runner import pricing
 from runner.compile import BODY_OVERHEAD, Packer, iter_compiled
-from runner.errors import BatchrunError, BudgetExceeded
+from runner.errors import BudgetExceeded
 from runner.records import RequestState
 from runner.render import Renderer
 from runner.spec import JobSpec
@@ -326,23 +325,3 @@ def check_budget(plan: Plan) -> None:
             f"budget.max_usd {usd(plan.budget_usd or 0)} for {plan.counts.to_submit:,} requests: "
             "raise the budget, lower max_tokens, or submit fewer inputs"
         )
-
-
-def backend_count_tokens() -> CountTokens:
-    """The count_tokens endpoint through `runner.backend`, the only module that may use the
-    SDK: `Backend.connect().count_tokens(params) -> int` (or a module-level `count_tokens`).
-    Raises `BatchrunError` while the backend provides neither."""
-    try:
-        backend: Any = importlib.import_module("runner.backend")
-    except ImportError:
-        backend = None
-    counter = getattr(backend, "count_tokens", None)
-    client_class: Any = getattr(backend, "Backend", None)
-    if counter is None and hasattr(client_class, "count_tokens"):
-        counter = client_class.connect().count_tokens
-    if counter is None:
-        raise BatchrunError(
-            "--count-tokens needs the API backend's count_tokens call, which this build "
-            "does not have yet: run `batchrun plan` without it for a local estimate"
-        )
-    return cast(CountTokens, counter)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -202,32 +200,14 @@ def test_budget_exceeded_exits_1_with_figures(tmp_path: Path) -> None:
     assert "budget.max_usd $0.0010 for 3 requests" in result.output
 
 
-def test_count_tokens_needs_the_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A backend without `count_tokens` (or none at all) gives a clear error, not a guess."""
-    monkeypatch.setitem(sys.modules, "runner.backend", types.ModuleType("runner.backend"))
-    job = _job(tmp_path)
-    result = CliRunner().invoke(cli, ["plan", "--count-tokens", str(job.path)])
-    assert result.exit_code == 1 and "needs the API backend" in result.output
+def test_count_tokens_replaces_the_local_estimate(tmp_path: Path) -> None:
+    """Given a count_tokens callable, the plan reports its exact input counts."""
 
+    def count_tokens(params: Mapping[str, Any]) -> int:
+        return 7 + (1000 if "system" in params else 0)
 
-def test_count_tokens_through_the_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With `Backend.count_tokens`, plan --count-tokens reports exact input counts."""
-
-    class FakeBackend:
-        @classmethod
-        def connect(cls) -> FakeBackend:
-            return cls()
-
-        def count_tokens(self, params: Mapping[str, Any]) -> int:
-            return 7 + (1000 if "system" in params else 0)
-
-    module = types.ModuleType("runner.backend")
-    module.Backend = FakeBackend  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "runner.backend", module)
-    job = _job(tmp_path)
-    result = CliRunner().invoke(cli, ["plan", "--json", "--count-tokens", str(job.path)])
-    assert result.exit_code == 0, result.output
-    (data,) = orjson.loads(result.output)
+    plan = plan_.make_plan(_job(tmp_path), None, count_tokens=count_tokens)
+    data = plan.as_dict()
     assert data["tokens"]["method"] == "count_tokens"
     assert data["tokens"]["prefix_per_request"] == 1000
     assert data["tokens"]["uncached_input"] == 21

@@ -16,7 +16,7 @@ def test_quickstart_loads_with_absolute_paths() -> None:
     job = spec.load_job(REPO / "jobs" / "quickstart.yaml")
     assert job.name == "quickstart"
     assert job.output.path == (REPO / "out" / "quickstart.jsonl").resolve()
-    assert job.system is not None and job.system.cache == "5m"
+    assert job.system is not None and job.system.cache == "1h"
     assert job.prompt is not None and "input.text" in job.prompt.source
 
 
