@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import sys
 import tempfile
@@ -15,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from runner import executor, outcomes, recover, report
+from runner import executor, log, outcomes, recover, report
 from runner.backend import Backend, Retryable
 from runner.context import BudgetCheck, Compiler, Context, Pricer
 from runner.errors import BatchrunError
@@ -63,9 +64,23 @@ def backend(remote: Remote) -> Iterator[Backend]:
         with emulator.start(config=remote.emulator_config) as emu:
             yield Backend.connect(emu.base_url, emulated=True)
     elif remote.api_key is not None:
+        _check_key(remote.api_key, "api_key")
         yield _keyed_backend(remote.base_url, remote.api_key)
     else:
+        _check_key(os.environ.get("ANTHROPIC_API_KEY"), "ANTHROPIC_API_KEY")
         yield Backend.connect(remote.base_url)
+
+
+def _check_key(key: str | None, name: str) -> None:
+    """Refuse a key with whitespace in it (a key file's trailing newline, most often): the
+    HTTP client would fail on every call with an error that quotes the header, key and all.
+    The message names the problem, never the key."""
+    log.add_secret(key)
+    if key and any(c.isspace() or not c.isprintable() for c in key):
+        raise BatchrunError(
+            f"{name} contains whitespace or a line break (read from a file with a trailing "
+            "newline?): remove it"
+        )
 
 
 def _keyed_backend(base_url: str | None, api_key: str) -> Backend:

@@ -13,7 +13,9 @@ piece of its secret part.
 from __future__ import annotations
 
 import base64
+import io
 import logging
+import os
 import secrets
 import shutil
 import sqlite3
@@ -24,7 +26,7 @@ from typing import Any
 import pytest
 import structlog
 
-from runner import api, emulator
+from runner import api, emulator, log
 from runner.store import default_state_dir
 from tests.e2e.helpers import batchrun, dead_letters, write_job
 
@@ -77,7 +79,7 @@ class Transcript:
         return proc
 
 
-def assert_no_leak(transcript: Transcript, root: Path) -> None:
+def assert_no_leak(transcript: Transcript, root: Path, min_files: int = 10) -> None:
     for i, text in enumerate(transcript.texts):
         assert not leaks(text.encode()), f"the key leaked into output #{i}: {text[:2000]}"
     scanned = 0
@@ -85,7 +87,7 @@ def assert_no_leak(transcript: Transcript, root: Path) -> None:
         if path.is_file():
             assert not leaks(path.read_bytes()), f"the key leaked into {path}"
             scanned += 1
-    assert scanned > 10  # the scan saw the state and outputs, not an empty folder
+    assert scanned >= min_files  # the scan saw the state and outputs, not an empty folder
 
 
 def test_key_never_leaks_through_the_cli(tmp_path: Path) -> None:
@@ -200,3 +202,39 @@ def test_key_never_leaks_through_the_python_api(
     t.texts += [out.out, out.err, caplog.text]
     assert caplog.records  # the API's debug logs were captured and searched
     assert_no_leak(t, tmp_path)
+
+
+def test_key_with_a_trailing_newline_is_refused_cleanly(tmp_path: Path) -> None:
+    """A key read from a file with its newline: httpx would reject the header on every call
+    and quote it in its error, key and all; batchrun refuses it up front instead."""
+    t = Transcript()
+    with emulator.start() as emu:
+        job = write_job(tmp_path, name="newline", inputs=1)
+        proc = t.cli(emu.base_url, "run", job, ANTHROPIC_API_KEY=KEY + "\n")
+        assert proc.returncode == 1 and "ANTHROPIC_API_KEY contains whitespace" in proc.stderr
+        with pytest.raises(api.BatchrunError, match="api_key contains whitespace"):
+            api.run(job, base_url=emu.base_url, api_key=KEY + "\n")
+        assert emu.stats()["batches_created"] == 0
+    t.texts += [str(os.environ)]
+    assert_no_leak(t, tmp_path, min_files=1)
+
+
+def test_sdk_log_records_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's own debug logging (ANTHROPIC_LOG=debug) goes through stdlib logging, with
+    tracebacks; batchrun masks the key in those records too."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    log.configure("json", "debug")
+    seen = io.StringIO()
+    handler = logging.StreamHandler(seen)
+    sdk = logging.getLogger("anthropic._base_client")
+    sdk.addHandler(handler)
+    try:
+        try:
+            raise ValueError(f"Illegal header value b'Bearer {KEY}\\n'")
+        except ValueError:
+            sdk.error("Encountered Exception %s", KEY, exc_info=True)
+    finally:
+        sdk.removeHandler(handler)
+        structlog.reset_defaults()
+    assert "Encountered Exception" in seen.getvalue() and "Illegal header" in seen.getvalue()
+    assert not leaks(seen.getvalue().encode()), seen.getvalue()
