@@ -193,9 +193,9 @@ def run_results(
         summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait=no_wait) if ctxs else []
         if ctxs:
             ctxs[0].progress("")
-        done = {id(c): s for c, s in zip(ctxs, summaries, strict=True)}
+        ended = iter(summaries)  # in the order of the opened jobs
         return [
-            _result(job, state_dir(job, root), c, done[id(c)] if c else None, no_wait)
+            _result(job, state_dir(job, root), c, next(ended) if c else None, no_wait)
             for job, c in zip(jobs, opened, strict=True)
         ]
 

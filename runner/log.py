@@ -35,7 +35,7 @@ def add_secret(value: str | None) -> None:
 
 def mask(text: str) -> str:
     """`text` with every known key and anything shaped like an Anthropic key masked."""
-    for secret in _known:
+    for secret in tuple(_known):  # a copy: another thread may be adding a key
         text = text.replace(secret, "[redacted]")
     return _KEY_SHAPE.sub("sk-ant-[redacted]", text)
 
@@ -57,7 +57,10 @@ class _MaskRecords(logging.Filter):
     here, masked, and handed on pre-formatted (a Formatter reuses `exc_text`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = mask(record.getMessage()), None
+        try:
+            record.msg, record.args = mask(record.getMessage()), None
+        except (TypeError, ValueError):
+            record.msg, record.args = mask(str(record.msg)), None  # args did not fit msg
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
