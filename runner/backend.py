@@ -136,10 +136,16 @@ class Backend:
         self.client = client
 
     @classmethod
-    def connect(cls, base_url: str | None = None, *, emulated: bool = False) -> Backend:
-        """A client configured the usual way (env), or pointed at an emulator."""
+    def connect(
+        cls, base_url: str | None = None, *, api_key: str | None = None, emulated: bool = False
+    ) -> Backend:
+        """A client configured the usual way (env), given its key (kept out of os.environ,
+        which other threads, child processes and crash dumps see), or pointed at an
+        emulator."""
         if emulated:
             return cls(anthropic.Anthropic(api_key=EMULATOR_API_KEY, base_url=base_url))
+        if api_key is not None:
+            return cls(anthropic.Anthropic(api_key=api_key, base_url=base_url))
         if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
             raise BatchrunError(
                 "ANTHROPIC_API_KEY is not set: export it, or use --emulate for a dry run"

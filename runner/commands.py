@@ -4,17 +4,19 @@ function, return an exit code. cli.py only parses options and calls these."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from runner import executor, recover, report
+from runner import executor, log, outcomes, recover, report
 from runner.backend import Backend, Retryable
 from runner.context import BudgetCheck, Compiler, Context, Pricer
 from runner.errors import BatchrunError
@@ -23,15 +25,19 @@ from runner.sinks import open_sink
 from runner.spec import JobSpec, load_job
 from runner.store import LockHeld, Store, default_state_dir
 
-EXIT_OK, EXIT_ERROR, EXIT_DEAD_LETTERS = 0, 1, 4
+EXIT_OK = outcomes.EXIT_OK
 
 
 @dataclass(frozen=True)
 class Remote:
-    """Where the API is: the usual environment, or an emulator for this command only."""
+    """Where the API is: the usual environment, an explicit URL and key (the Python API),
+    or an emulator for this command only. The key is kept out of repr: a Remote may show up
+    in a traceback's locals."""
 
     emulate: bool = False
     emulator_config: Path | None = None
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
 
 
 def state_dir(job: JobSpec, root: Path | None) -> Path:
@@ -52,13 +58,31 @@ def _api_errors() -> Iterator[None]:
 def backend(remote: Remote) -> Iterator[Backend]:
     """The API client; with --emulate an in-process emulator that lives for this command
     only (its batches are gone afterwards: --emulate is for demos and dry runs)."""
-    if not remote.emulate:
-        yield Backend.connect()
-        return
-    from runner import emulator
+    if remote.emulate:
+        from runner import emulator
 
-    with emulator.start(config=remote.emulator_config) as emu:
-        yield Backend.connect(emu.base_url, emulated=True)
+        with emulator.start(config=remote.emulator_config) as emu:
+            yield Backend.connect(emu.base_url, emulated=True)
+    elif remote.api_key is not None:
+        if not remote.api_key:
+            raise BatchrunError("api_key is empty: pass the key, or None to use ANTHROPIC_API_KEY")
+        _check_key(remote.api_key, "api_key")
+        yield Backend.connect(remote.base_url, api_key=remote.api_key)
+    else:
+        _check_key(os.environ.get("ANTHROPIC_API_KEY"), "ANTHROPIC_API_KEY")
+        yield Backend.connect(remote.base_url)
+
+
+def _check_key(key: str | None, name: str) -> None:
+    """Refuse a key with whitespace in it (a key file's trailing newline, most often): the
+    HTTP client would fail on every call with an error that quotes the header, key and all.
+    The message names the problem, never the key."""
+    log.add_secret(key)
+    if key and any(c.isspace() or not c.isprintable() for c in key):
+        raise BatchrunError(
+            f"{name} contains whitespace or a line break (read from a file with a trailing "
+            "newline?): remove it"
+        )
 
 
 def compiler() -> Compiler:
@@ -95,6 +119,10 @@ def _progress() -> Callable[[str], None]:
     return show
 
 
+def _no_progress(_text: str) -> None:
+    """For the Python API: a library does not draw on its caller's terminal."""
+
+
 def budget_check(store: Store) -> BudgetCheck:
     """The job's budget, checked once per command against the plan of what is to submit."""
     checked = False
@@ -112,7 +140,7 @@ def budget_check(store: Store) -> BudgetCheck:
     return check
 
 
-def _context(job: JobSpec, store: Store, api: Backend) -> Context:
+def _context(job: JobSpec, store: Store, api: Backend, show_progress: bool = True) -> Context:
     return Context(
         job=job,
         store=store,
@@ -121,50 +149,91 @@ def _context(job: JobSpec, store: Store, api: Backend) -> Context:
         compiler=compiler(),
         price=pricer(job),
         check_budget=budget_check(store),
-        progress=_progress(),
+        progress=_progress() if show_progress else _no_progress,
     )
 
 
 def run_jobs(paths: tuple[Path, ...], no_wait: bool, root: Path | None, remote: Remote) -> int:
-    """`batchrun run`: all jobs at once, each at its own pace; the worst exit code wins.
+    """`batchrun run`: print each job's outcome; the worst exit code wins. A job another run
+    holds is reported first, as it is found before the others start."""
+    results = run_results([load_job(p) for p in paths], no_wait, root, remote)
+    for r in sorted(results, key=lambda r: not r.already_running):
+        print("\n".join(outcomes.format_run(r)))
+    return max(r.exit_code for r in results)
+
+
+def run_results(
+    jobs: Sequence[JobSpec],
+    no_wait: bool,
+    root: Path | None,
+    remote: Remote,
+    *,
+    show_progress: bool = True,
+) -> list[outcomes.RunResult]:
+    """Run jobs together, each at its own pace; one result per job, in order. Prints
+    nothing (a progress line on a terminal's stderr if `show_progress`).
     With --emulate and no --state-dir the state is a temporary folder: the emulator's
     batches vanish with this command, so a kept state would point at batches no API knows."""
-    jobs = [load_job(p) for p in paths]
     with _api_errors(), backend(remote) as api, contextlib.ExitStack() as stack:
         if remote.emulate and root is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="batchrun-")))
-        ctxs = [
-            ctx
+        opened = [
+            _open_job(stack, job, api, state_dir(job, root), remote.emulate, show_progress)
             for job in jobs
-            if (ctx := _open_job(stack, job, api, state_dir(job, root), remote.emulate))
         ]
-        if not ctxs:
-            return EXIT_OK
-        summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait=no_wait)
-        ctxs[0].progress("")
-        codes = [
-            _summarize(c.job, c.store, s, no_wait) for c, s in zip(ctxs, summaries, strict=True)
+        ctxs = [c for c in opened if c is not None]
+        summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait=no_wait) if ctxs else []
+        if ctxs:
+            ctxs[0].progress("")
+        ended = iter(summaries)  # in the order of the opened jobs
+        return [
+            _result(job, state_dir(job, root), c, next(ended) if c else None, no_wait)
+            for job, c in zip(jobs, opened, strict=True)
         ]
-    return max(codes)
+
+
+def _result(
+    job: JobSpec,
+    where: Path,
+    ctx: Context | None,
+    summary: executor.RunSummary | None,
+    no_wait: bool,
+) -> outcomes.RunResult:
+    """One job's outcome; no context means another run held its lock."""
+    result = outcomes.RunResult(job.name, job.path, job.output.path, where, no_wait=no_wait)
+    if ctx is None or summary is None:
+        return dataclasses.replace(result, already_running=True)
+    return dataclasses.replace(
+        result,
+        counts=dict(summary.counts),
+        requests_submitted=summary.requests_submitted,
+        batches_submitted=summary.batches_submitted,
+        finished=summary.finished,
+        cost=report.cost_report(ctx.store),
+    )
 
 
 def _open_job(
-    stack: contextlib.ExitStack, job: JobSpec, api: Backend, where: Path, emulated: bool
+    stack: contextlib.ExitStack,
+    job: JobSpec,
+    api: Backend,
+    where: Path,
+    emulated: bool,
+    show_progress: bool = True,
 ) -> Context | None:
     """The job's locked state and open sink, closed by `stack`; None if another run holds
-    the job (it says so: nothing is submitted twice)."""
+    the job (nothing is submitted twice)."""
     store = Store.open(where)
     stack.callback(store.close)
     try:
         store.lock()
     except LockHeld:
-        print(f"{job.name}: already running (lock held in {where}); nothing submitted")
         return None
     if not emulated:
         _refuse_lost_state(job, store)
     if not job.output.path.exists() and store.has_results():
         store.mark_all_unwritten()  # the output was removed: rebuild it from state
-    ctx = _context(job, store, api)
+    ctx = _context(job, store, api, show_progress)
     stack.callback(ctx.sink.close)
     return ctx
 
@@ -185,26 +254,6 @@ def _refuse_lost_state(job: JobSpec, store: Store) -> None:
         )
 
 
-def _summarize(job: JobSpec, store: Store, summary: executor.RunSummary, no_wait: bool) -> int:
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items()) if v)
-    print(f"{job.name}: {counts or 'no requests'}")
-    n = summary.batches_submitted
-    print(f"  submitted {summary.requests_submitted} requests in {n} batch{'es' * (n != 1)} "
-          f"this run; results in {job.output.path}")  # fmt: skip
-    for line in report.format_cost(report.cost_report(store)):
-        print(f"  {line}")
-    if not summary.finished:
-        print("  not finished: run again to continue" if no_wait else "  not finished")
-        return EXIT_OK
-    if summary.dead:
-        print(f"  {summary.dead} dead letters (see `batchrun status {job.path}`)")
-        return EXIT_DEAD_LETTERS
-    if summary.canceled:
-        print(f"  {summary.canceled} requests canceled: the next run resubmits them")
-        return EXIT_ERROR
-    return EXIT_OK
-
-
 def stored_states(job: JobSpec, root: Path | None = None) -> dict[str, RequestState] | None:
     """Every request the job's state knows (for `plan`), or None if it never ran."""
     where = state_dir(job, root)
@@ -219,65 +268,85 @@ def stored_states(job: JobSpec, root: Path | None = None) -> dict[str, RequestSt
 
 def status_jobs(paths: tuple[Path, ...], as_json: bool, root: Path | None) -> int:
     """`batchrun status`: read state only (no API call, no lock)."""
-    reports = []
-    for job in (load_job(p) for p in paths):
-        where = state_dir(job, root)
-        if not Store.exists(where):
-            reports.append({"job": job.name, "requests": {}, "batches": [], "never_run": True})
-            continue
-        store = Store.open(where)
-        try:
-            reports.append(report.status_report(job.name, store))
-        finally:
-            store.close()
+    reports = [status_report(load_job(p), root) for p in paths]
     if as_json:
-        print(orjson.dumps(reports, option=orjson.OPT_INDENT_2).decode())
+        print(orjson.dumps([r.as_dict() for r in reports], option=orjson.OPT_INDENT_2).decode())
     else:
         for r in reports:
-            print(f"{r['job']}: never run" if r.get("never_run") else report.format_status(r))
+            print(outcomes.format_status(r))
     return EXIT_OK
 
 
+def status_report(job: JobSpec, root: Path | None) -> outcomes.StatusReport:
+    """The job's state as `status` shows it; `never_run` if it has none."""
+    where = state_dir(job, root)
+    if not Store.exists(where):
+        return outcomes.StatusReport(job.name, never_run=True)
+    store = Store.open(where)
+    try:
+        return outcomes.StatusReport.from_report(report.status_report(job.name, store))
+    finally:
+        store.close()
+
+
 def cancel_jobs(paths: tuple[Path, ...], root: Path | None, remote: Remote) -> int:
-    """`batchrun cancel`: no lock, so it works while a run of the job is waiting."""
+    """`batchrun cancel`: each job's line as soon as its batches are asked to cancel."""
+    for result in iter_cancel([load_job(p) for p in paths], root, remote):
+        print(outcomes.format_cancel(result))
+    return EXIT_OK
+
+
+def iter_cancel(
+    jobs: Sequence[JobSpec], root: Path | None, remote: Remote
+) -> Iterator[outcomes.CancelResult]:
+    """Cancel each job's in-flight batches. No lock, so it works while a run is waiting."""
     with _api_errors(), backend(remote) as api:
-        for job in (load_job(p) for p in paths):
+        for job in jobs:
             if not Store.exists(state_dir(job, root)):
-                print(f"{job.name}: never run, nothing to cancel")
+                yield outcomes.CancelResult(job.name, None)
                 continue
             store = Store.open(state_dir(job, root))
             try:
                 ctx = Context(job=job, store=store, backend=api, sink=open_sink(job),
                               compiler=compiler())  # fmt: skip
                 asked = recover.cancel_job(ctx)
-                print(f"{job.name}: cancel requested for {len(asked)} batch(es)")
             finally:
                 store.close()
-    return EXIT_OK
+            yield outcomes.CancelResult(job.name, tuple(asked))
 
 
 def recover_jobs(paths: tuple[Path, ...], root: Path | None, remote: Remote) -> int:
-    """`batchrun recover`: rebuild lost state from the workspace's batches."""
-    with _api_errors(), backend(remote) as api:
-        for job in (load_job(p) for p in paths):
-            store = Store.open(state_dir(job, root))
-            try:
-                try:
-                    store.lock()
-                except LockHeld:
-                    print(f"{job.name}: a run holds the lock; nothing to recover now")
-                    continue
-                ctx = _context(job, store, api)
-                try:
-                    adopted = recover.recover(ctx)
-                    store.clear_meta("lost_state")
-                finally:
-                    ctx.sink.close()
-                counts = store.status_counts()
-                print(f"{job.name}: re-attached {adopted} batch(es); requests: {counts}")
-            finally:
-                store.close()
+    """`batchrun recover`: each job's line as soon as it is rebuilt."""
+    for result in iter_recover([load_job(p) for p in paths], root, remote):
+        print(outcomes.format_recover(result))
     return EXIT_OK
+
+
+def iter_recover(
+    jobs: Sequence[JobSpec], root: Path | None, remote: Remote
+) -> Iterator[outcomes.RecoverResult]:
+    """Rebuild each job's lost state from the workspace's batches, under the job's lock."""
+    with _api_errors(), backend(remote) as api:
+        for job in jobs:
+            yield _recover_one(job, api, state_dir(job, root))
+
+
+def _recover_one(job: JobSpec, api: Backend, where: Path) -> outcomes.RecoverResult:
+    store = Store.open(where)
+    try:
+        try:
+            store.lock()
+        except LockHeld:
+            return outcomes.RecoverResult(job.name, locked=True)
+        ctx = _context(job, store, api)
+        try:
+            adopted = recover.recover(ctx)
+            store.clear_meta("lost_state")
+        finally:
+            ctx.sink.close()
+        return outcomes.RecoverResult(job.name, adopted, store.status_counts())
+    finally:
+        store.close()
 
 
 def make_plans(
