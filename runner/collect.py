@@ -127,9 +127,10 @@ def _settle_missing(ctx: Context, row: BatchRow, reason: str) -> int:
 def _record_results(ctx: Context, row: BatchRow) -> int:
     page: list[Outcome] = []
     seen = 0
+    known = ctx.store.batch_requests(row.id)
     for line in ctx.backend.results(row.id):
         seen += 1
-        outcome = classify(ctx, row, line)
+        outcome = classify(ctx, row, line, known)
         if outcome is not None:
             page.append(outcome)
         if len(page) >= PAGE:
@@ -141,17 +142,24 @@ def _record_results(ctx: Context, row: BatchRow) -> int:
     return seen
 
 
-def classify(ctx: Context, row: BatchRow, line: Mapping[str, Any]) -> Outcome | None:
-    """Decide one result line (DESIGN.md, Retry). None: not a request of ours in this batch."""
+Known = Mapping[str, tuple[str, str | None, int, bool]]  # Store.batch_requests
+
+
+def classify(
+    ctx: Context, row: BatchRow, line: Mapping[str, Any], known: Known | None = None
+) -> Outcome | None:
+    """Decide one result line (DESIGN.md, Retry). None: not a request of ours in this batch.
+    `known` is the batch's requests read once (Store.batch_requests); else read here."""
     cid = str(line.get("custom_id"))
-    info = ctx.store.request_info(cid)
-    if info is None or info[3] != row.id:
+    info = (known if known is not None else ctx.store.batch_requests(row.id)).get(cid)
+    if info is None:
         return None
-    key, path, attempts, _ = info
+    key, path, attempts, current = info
     result = line.get("result") or {}
     kind = str(result.get("type"))
     if kind == "succeeded":
-        return _succeeded(ctx, row, cid, key, path, attempts, result.get("message") or {})
+        message = result.get("message") or {}
+        return _succeeded(ctx, row, cid, key, path, attempts, message, current)
     if kind == "errored":
         envelope = (result.get("error") or {}).get("error") or {}
         etype = str(envelope.get("type") or "unknown_error")
@@ -165,12 +173,12 @@ def classify(ctx: Context, row: BatchRow, line: Mapping[str, Any]) -> Outcome | 
         etype, message, retry = "expired", "batch expired before this request ran", True
     else:
         etype, message, retry = "unknown_result", f"unknown result type {kind!r}", False
-    return _failed(ctx, row, cid, key, path, attempts, etype, message, retry, kind)
+    return _failed(ctx, row, cid, key, path, attempts, etype, message, retry, kind, current)
 
 
 def _failed(
     ctx: Context, row: BatchRow, cid: str, key: str, path: str | None, attempts: int,
-    etype: str, message: str, retry: bool, kind: str = "errored",
+    etype: str, message: str, retry: bool, kind: str = "errored", current: bool | None = None,
 ) -> Outcome:  # fmt: skip
     """Retry while attempts remain; otherwise a dead letter with the API's message."""
     if retry and attempts < ctx.job.max_attempts:
@@ -189,13 +197,14 @@ def _failed(
         spec_hash=ctx.job.spec_hash,
         at=now_rfc3339(),
     )
-    current = ctx.store.is_current(cid)
+    if current is None:
+        current = ctx.store.is_current(cid)
     return Outcome(cid, "dead", etype, message, dead=letter if current else None)
 
 
 def _succeeded(
     ctx: Context, row: BatchRow, cid: str, key: str, path: str | None, attempts: int,
-    message: Mapping[str, Any],
+    message: Mapping[str, Any], current: bool,
 ) -> Outcome:  # fmt: skip
     usage = message.get("usage") or {}
     model = str(message.get("model") or ctx.job.model)
@@ -218,7 +227,7 @@ def _succeeded(
         collected_at=now_rfc3339(),
     )
     # A result of a superseded request (the job was edited meanwhile) only fills a gap.
-    keep = ctx.store.is_current(cid) or not ctx.store.has_result(key)
+    keep = current or not ctx.store.has_result(key)
     return Outcome(
         cid, "succeeded", result=record if keep else None, usage=_tokens(usage),
         cost_usd=cost, standard_cost_usd=standard,
