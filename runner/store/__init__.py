@@ -110,6 +110,9 @@ class Store(Reads, SinkFeed):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # a committed row survives power loss too
         db.execute("PRAGMA busy_timeout=30000")
+        # A collect writes ~250 MB of records in one transaction: the default 2 MB page cache
+        # spilled to the WAL mid-transaction again and again.
+        db.execute("PRAGMA cache_size=-65536")
         return cls(state_dir, db, migrate(db))
 
     @classmethod
