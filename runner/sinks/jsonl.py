@@ -138,12 +138,17 @@ class KeyedJsonl:
         # Two large writes around the middle line rather than one per line; the chaos tests
         # die mid-line, leaving a torn line behind for the next open to cut off.
         with self.path.open("ab") as f:
-            f.write(b"".join(line + b"\n" for line in lines[:middle]))
+            if middle:
+                f.write(b"\n".join(lines[:middle]))
+                f.write(b"\n")
             f.write(torn[: len(torn) // 2])
             f.flush()
             crashpoint.hit("mid_sink_write")
-            f.write(torn[len(torn) // 2 :] + b"\n")
-            f.write(b"".join(line + b"\n" for line in lines[middle + 1 :]))
+            f.write(torn[len(torn) // 2 :])
+            f.write(b"\n")
+            if middle + 1 < len(lines):
+                f.write(b"\n".join(lines[middle + 1 :]))
+                f.write(b"\n")
             f.flush()
             os.fsync(f.fileno())
 
