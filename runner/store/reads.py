@@ -57,7 +57,10 @@ class Reads:
 
     def has_results(self) -> bool:
         """Whether any result or dead letter was ever collected."""
-        row = self.db.execute("SELECT EXISTS (SELECT 1 FROM results UNION SELECT 1 FROM dead)")
+        # Two EXISTS, not one over a UNION: the UNION built every key before answering.
+        row = self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM results) OR EXISTS (SELECT 1 FROM dead)"
+        )
         return bool(row.fetchone()[0])
 
     def states(self, custom_ids: Sequence[str]) -> dict[str, RequestState]:
