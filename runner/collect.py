@@ -8,6 +8,7 @@ nothing lost); a crash after it leaves rows unwritten (re-applied to the idempot
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,8 +39,15 @@ class PollResult:
     retry_after: float | None = None  # the API asked us to wait this long
 
 
+_NOW: list[Any] = [None, ""]  # (epoch second, its RFC 3339 text): one format per second
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    second = int(time.time())
+    if second != _NOW[0]:
+        moment = datetime.fromtimestamp(second, UTC)
+        _NOW[:] = [second, moment.isoformat(timespec="seconds").replace("+00:00", "Z")]
+    return str(_NOW[1])
 
 
 def poll(ctx: Context) -> PollResult:
@@ -127,9 +135,10 @@ def _settle_missing(ctx: Context, row: BatchRow, reason: str) -> int:
 def _record_results(ctx: Context, row: BatchRow) -> int:
     page: list[Outcome] = []
     seen = 0
+    known = ctx.store.batch_requests(row.id)
     for line in ctx.backend.results(row.id):
         seen += 1
-        outcome = classify(ctx, row, line)
+        outcome = classify(ctx, row, line, known)
         if outcome is not None:
             page.append(outcome)
         if len(page) >= PAGE:
@@ -141,17 +150,24 @@ def _record_results(ctx: Context, row: BatchRow) -> int:
     return seen
 
 
-def classify(ctx: Context, row: BatchRow, line: Mapping[str, Any]) -> Outcome | None:
-    """Decide one result line (DESIGN.md, Retry). None: not a request of ours in this batch."""
+Known = Mapping[str, tuple[str, str | None, int, bool]]  # Store.batch_requests
+
+
+def classify(
+    ctx: Context, row: BatchRow, line: Mapping[str, Any], known: Known | None = None
+) -> Outcome | None:
+    """Decide one result line (DESIGN.md, Retry). None: not a request of ours in this batch.
+    `known` is the batch's requests read once (Store.batch_requests); else read here."""
     cid = str(line.get("custom_id"))
-    info = ctx.store.request_info(cid)
-    if info is None or info[3] != row.id:
+    info = (known if known is not None else ctx.store.batch_requests(row.id)).get(cid)
+    if info is None:
         return None
-    key, path, attempts, _ = info
+    key, path, attempts, current = info
     result = line.get("result") or {}
     kind = str(result.get("type"))
     if kind == "succeeded":
-        return _succeeded(ctx, row, cid, key, path, attempts, result.get("message") or {})
+        message = result.get("message") or {}
+        return _succeeded(ctx, row, cid, key, path, attempts, message, current)
     if kind == "errored":
         envelope = (result.get("error") or {}).get("error") or {}
         etype = str(envelope.get("type") or "unknown_error")
@@ -165,12 +181,12 @@ def classify(ctx: Context, row: BatchRow, line: Mapping[str, Any]) -> Outcome | 
         etype, message, retry = "expired", "batch expired before this request ran", True
     else:
         etype, message, retry = "unknown_result", f"unknown result type {kind!r}", False
-    return _failed(ctx, row, cid, key, path, attempts, etype, message, retry, kind)
+    return _failed(ctx, row, cid, key, path, attempts, etype, message, retry, kind, current)
 
 
 def _failed(
     ctx: Context, row: BatchRow, cid: str, key: str, path: str | None, attempts: int,
-    etype: str, message: str, retry: bool, kind: str = "errored",
+    etype: str, message: str, retry: bool, kind: str = "errored", current: bool | None = None,
 ) -> Outcome:  # fmt: skip
     """Retry while attempts remain; otherwise a dead letter with the API's message."""
     if retry and attempts < ctx.job.max_attempts:
@@ -189,13 +205,14 @@ def _failed(
         spec_hash=ctx.job.spec_hash,
         at=now_rfc3339(),
     )
-    current = ctx.store.is_current(cid)
+    if current is None:
+        current = ctx.store.is_current(cid)
     return Outcome(cid, "dead", etype, message, dead=letter if current else None)
 
 
 def _succeeded(
     ctx: Context, row: BatchRow, cid: str, key: str, path: str | None, attempts: int,
-    message: Mapping[str, Any],
+    message: Mapping[str, Any], current: bool,
 ) -> Outcome:  # fmt: skip
     usage = message.get("usage") or {}
     model = str(message.get("model") or ctx.job.model)
@@ -218,7 +235,7 @@ def _succeeded(
         collected_at=now_rfc3339(),
     )
     # A result of a superseded request (the job was edited meanwhile) only fills a gap.
-    keep = ctx.store.is_current(cid) or not ctx.store.has_result(key)
+    keep = current or not ctx.store.has_result(key)
     return Outcome(
         cid, "succeeded", result=record if keep else None, usage=_tokens(usage),
         cost_usd=cost, standard_cost_usd=standard,
@@ -243,6 +260,18 @@ def _tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
 def flush_sink(ctx: Context) -> int:
     """Write every collected-but-unwritten result and dead letter to the sink, make it
     durable, then mark the rows written. Safe to repeat: the sink is idempotent."""
+    written = _flush_lines(ctx)
+    if written is None:
+        written = _flush_records(ctx)
+    for dpage in ctx.store.unwritten_dead():
+        ctx.sink.upsert_dead([letter for _, letter in dpage])
+        ctx.sink.flush()
+        ctx.store.mark_written("dead", [(letter.input_key, cid) for cid, letter in dpage])
+        written += len(dpage)
+    return written
+
+
+def _flush_records(ctx: Context) -> int:
     written = 0
     for page in ctx.store.unwritten_results():
         try:
@@ -254,11 +283,23 @@ def flush_sink(ctx: Context) -> int:
         crashpoint.hit("after_sink_write")
         ctx.store.mark_written("results", [(rec.input_key, cid) for cid, rec in page])
         written += len(page)
-    for dpage in ctx.store.unwritten_dead():
-        ctx.sink.upsert_dead([letter for _, letter in dpage])
+    return written
+
+
+def _flush_lines(ctx: Context) -> int | None:
+    """`flush_sink`'s results for a sink that takes the stored bytes as they are (same
+    steps, no decode and re-encode). None: the sink cannot, use the records."""
+    upsert_lines = getattr(ctx.sink, "upsert_lines", None)
+    if upsert_lines is None:
+        return None
+    written = 0
+    for page in ctx.store.unwritten_result_lines():
+        upsert_lines(page)
+        crashpoint.hit("mid_sink_write")
         ctx.sink.flush()
-        ctx.store.mark_written("dead", [(letter.input_key, cid) for cid, letter in dpage])
-        written += len(dpage)
+        crashpoint.hit("after_sink_write")
+        ctx.store.mark_written("results", [(key, cid) for key, cid, _ in page])
+        written += len(page)
     return written
 
 

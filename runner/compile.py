@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import orjson
 
+from runner import fingerprint as _fingerprint
 from runner.errors import InputError
 from runner.inputs import iter_inputs
 from runner.render import Renderer
@@ -92,6 +93,11 @@ def normal_betas(betas: Iterable[str]) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------
 # Requests
+
+
+def fingerprint(job: JobSpec) -> str | None:
+    """What the job's requests depend on, without reading the inputs (runner.fingerprint)."""
+    return _fingerprint.fingerprint(job)
 
 
 def iter_requests(job: JobSpec) -> Iterator[CompiledRequest]:

@@ -58,6 +58,39 @@ class RunSummary:
         return self.counts.get("canceled", 0)
 
 
+FINGERPRINT_META = "input_fingerprint"
+
+
+def sync_if_changed(ctx: Context) -> int | None:
+    """Record the job's requests unless the input fingerprint proves a finished job is
+    unchanged (returns None: compiling was skipped).
+
+    The rule: skip only if the compiler can fingerprint the job, the fingerprint equals the
+    one stored after the last complete sync, and no current request waits for anything (no
+    pending, retry, in-flight or canceled request, no open intent). Anything else compiles in full.
+    The stored fingerprint is cleared before a sync starts and written only after it ends,
+    so a sync cut short by a crash never vouches for a half-marked state."""
+    fingerprint = getattr(ctx.compiler, "fingerprint", None)
+    current = fingerprint(ctx.job) if fingerprint is not None else None
+    stored = ctx.store.get_meta(FINGERPRINT_META)
+    if current is not None and current == stored and _all_final(ctx):
+        return None
+    if stored is not None:
+        ctx.store.clear_meta(FINGERPRINT_META)
+    total = sync_requests(ctx)
+    if current is not None:
+        ctx.store.set_meta(FINGERPRINT_META, current)
+    return total
+
+
+def _all_final(ctx: Context) -> bool:
+    """No request waits for anything; a canceled one counts as waiting, since a run
+    resubmits it."""
+    counts = ctx.store.status_counts()
+    waiting = (*WAITING, "canceled")
+    return not any(counts.get(s) for s in waiting) and not ctx.store.open_intents()
+
+
 def sync_requests(ctx: Context) -> int:
     """Record the job's current requests in state (new ones pending). Returns the count."""
     ctx.store.begin_sync()
@@ -90,8 +123,11 @@ class JobRun:
 
     def start(self) -> None:
         """Record the job's requests and re-apply results a crashed run left unwritten."""
-        total = sync_requests(self.ctx)
-        self._log.info("compiled", requests=total)
+        total = sync_if_changed(self.ctx)
+        if total is None:
+            self._log.info("inputs unchanged and every request final: compile skipped")
+        else:
+            self._log.info("compiled", requests=total)
         collect.flush_sink(self.ctx)
 
     def step(self) -> float | None:

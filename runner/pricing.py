@@ -57,6 +57,7 @@ class Prices:
 
 
 @functools.cache
+@functools.cache  # package data: read and parse it once per process
 def table() -> dict[str, Any]:
     """The packaged price table, as loaded from runner/data/prices.json."""
     data = resources.files("runner").joinpath("data/prices.json").read_bytes()
@@ -74,6 +75,7 @@ def canonical_model(model: str) -> str:
     return _DATE_SUFFIX.sub("", model)
 
 
+@functools.lru_cache(maxsize=256)  # called twice per collected result: parse the id once
 def us_geo_applies(model: str) -> bool:
     """True for Claude 4.6 and later, read from the model id (`claude-<family>-<major>-<minor>`)."""
     match = _VERSION.match(canonical_model(model))
@@ -114,6 +116,7 @@ def _from_row(model: str, row: Mapping[str, Any]) -> Prices:
     return replace(prices, long_prompt=tier, long_prompt_above=long["above_tokens"])
 
 
+@functools.lru_cache(maxsize=256)  # per result when collecting; Prices is immutable
 def price_for(model: str, override: PriceOverride | None = None) -> Prices | None:
     """The prices of `model`: the job's `pricing:` override when given (missing cache prices
     default to 1.25x / 2x / 0.1x of input), else the table's row, else None (unknown)."""

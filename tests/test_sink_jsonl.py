@@ -135,3 +135,24 @@ def test_same_key_twice_in_one_flush_keeps_the_last(tmp_path: Path) -> None:
     sink.upsert([rec("a", "1"), rec("a", "2")])
     sink.close()
     assert [x["custom_id"] for x in read(out)] == ["2"]
+
+
+def test_stored_record_bytes_are_the_line_upsert_writes(tmp_path: Path) -> None:
+    """The collect fast path hands the sink the bytes state stores (Store: orjson of the
+    record): they must be exactly what `upsert` writes, replacements and dead letters too."""
+    records = [rec("a", "c1", 'tëxt "q"'), rec("b", "c2"), rec("a", "c3", "new")]
+    by_records, by_lines = tmp_path / "r.jsonl", tmp_path / "l.jsonl"
+    for path, put in ((by_records, "records"), (by_lines, "lines")):
+        sink = JsonlSink(path)
+        sink.upsert_dead([dead("b", "d1")])
+        sink.flush()
+        for r in records:
+            if put == "records":
+                sink.upsert([r])
+            else:
+                sink.upsert_lines([(r.input_key, r.custom_id, orjson.dumps(r))])
+            sink.flush()
+        sink.close()
+    assert by_lines.read_bytes() == by_records.read_bytes()
+    assert [x["custom_id"] for x in read(by_lines)] == ["c3", "c2"]  # replaced in place
+    assert read(dead_letter_path(by_lines)) == read(dead_letter_path(by_records)) == []

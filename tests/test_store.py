@@ -118,3 +118,16 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
         store.db.execute("INSERT INTO meta VALUES ('a', 'b')")
         raise ValueError
     assert store.get_meta("a") is None
+
+
+def test_unwritten_rows_are_found_through_an_index(tmp_path: Path) -> None:
+    """Feeding the sink must not scan every stored record (a no-op re-run at 100k did)."""
+    store = Store.open(tmp_path)
+    for table in ("results", "dead"):
+        plan = store.db.execute(
+            f"EXPLAIN QUERY PLAN SELECT input_key, custom_id, record FROM {table} "
+            "WHERE written = 0 AND input_key > ? ORDER BY input_key LIMIT ?",
+            ("", 10),
+        ).fetchall()
+        assert f"USING INDEX {table}_unwritten" in str(plan)
+    store.close()

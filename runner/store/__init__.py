@@ -110,6 +110,9 @@ class Store(Reads, SinkFeed):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # a committed row survives power loss too
         db.execute("PRAGMA busy_timeout=30000")
+        # A collect writes ~250 MB of records in one transaction: the default 2 MB page cache
+        # spilled to the WAL mid-transaction again and again.
+        db.execute("PRAGMA cache_size=-65536")
         return cls(state_dir, db, migrate(db))
 
     @classmethod
@@ -304,36 +307,42 @@ class Store(Reads, SinkFeed):
     # --- collect ----------------------------------------------------------------------
 
     def record_outcomes(self, batch_id: str, outcomes: Sequence[Outcome]) -> None:
-        """Apply one page of collected outcomes; call inside `transaction()`."""
-        for o in outcomes:
-            self._record_outcome(batch_id, o)
+        """Apply one page of collected outcomes; call inside `transaction()`. One
+        executemany per statement (a per-row execute cost more than parsing the results);
+        a page where an input key occurs twice keeps the row-by-row order instead."""
+        keys = [o.result.input_key for o in outcomes if o.result is not None]
+        keys += [o.dead.input_key for o in outcomes if o.dead is not None]
+        if len(keys) != len(set(keys)):
+            for o in outcomes:
+                self._record_page(batch_id, [o])
+            return
+        self._record_page(batch_id, outcomes)
 
-    def _record_outcome(self, batch_id: str, o: Outcome) -> None:
-        u = o.usage or (None, None, None, None, None)
-        self.db.execute(
+    def _record_page(self, batch_id: str, outcomes: Sequence[Outcome]) -> None:
+        none = (None, None, None, None, None)
+        self.db.executemany(
             "UPDATE requests SET status = ?, error_type = ?, error_message = ?, "
             "input_tokens = ?, cache_write_5m = ?, cache_write_1h = ?, cache_read = ?, "
             "output_tokens = ?, cost_usd = ?, standard_cost_usd = ? "
             "WHERE custom_id = ? AND batch_id = ? AND status = 'in_flight'",
-            (o.status, o.error_type, o.error_message, *u, o.cost_usd, o.standard_cost_usd,
-             o.custom_id, batch_id),
+            [(o.status, o.error_type, o.error_message, *(o.usage or none), o.cost_usd,
+              o.standard_cost_usd, o.custom_id, batch_id) for o in outcomes],
         )  # fmt: skip
-        if o.result is not None:
-            key = o.result.input_key
-            self.db.execute("DELETE FROM dead WHERE input_key = ?", (key,))
-            self.db.execute(
-                "INSERT OR REPLACE INTO results (input_key, custom_id, record, written) "
-                "VALUES (?, ?, ?, 0)",
-                (key, o.custom_id, _dumps(o.result)),
-            )
-        if o.dead is not None:
-            key = o.dead.input_key
-            self.db.execute("DELETE FROM results WHERE input_key = ?", (key,))
-            self.db.execute(
-                "INSERT OR REPLACE INTO dead (input_key, custom_id, record, written) "
-                "VALUES (?, ?, ?, 0)",
-                (key, o.custom_id, _dumps(o.dead)),
-            )
+        results = [(o.result.input_key, o.custom_id, o.result) for o in outcomes if o.result]
+        dead = [(o.dead.input_key, o.custom_id, o.dead) for o in outcomes if o.dead]
+        self._replace_rows("results", "dead", results)
+        self._replace_rows("dead", "results", dead)
+
+    def _replace_rows(self, table: str, other: str, rows: Sequence[tuple[str, str, Any]]) -> None:
+        """An input has a result or a dead letter, never both: set one, drop the other."""
+        if not rows:
+            return
+        self.db.executemany(f"DELETE FROM {other} WHERE input_key = ?", [(r[0],) for r in rows])
+        self.db.executemany(
+            f"INSERT OR REPLACE INTO {table} (input_key, custom_id, record, written) "
+            "VALUES (?, ?, ?, 0)",
+            [(key, cid, _dumps(rec)) for key, cid, rec in rows],
+        )
 
     def refuse_results(self, letters: Sequence[DeadLetter]) -> None:
         """The sink could not hold these results: each becomes its input's dead letter."""

@@ -57,7 +57,10 @@ class Reads:
 
     def has_results(self) -> bool:
         """Whether any result or dead letter was ever collected."""
-        row = self.db.execute("SELECT EXISTS (SELECT 1 FROM results UNION SELECT 1 FROM dead)")
+        # Two EXISTS, not one over a UNION: the UNION built every key before answering.
+        row = self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM results) OR EXISTS (SELECT 1 FROM dead)"
+        )
         return bool(row.fetchone()[0])
 
     def states(self, custom_ids: Sequence[str]) -> dict[str, RequestState]:
@@ -88,6 +91,16 @@ class Reads:
         where = "WHERE current = 1" if current_only else ""
         rows = self.db.execute(f"SELECT status, COUNT(*) FROM requests {where} GROUP BY status")
         return {r[0]: r[1] for r in rows}
+
+    def batch_requests(self, batch_id: str) -> dict[str, tuple[str, str | None, int, bool]]:
+        """custom_id -> (input_key, input_path, attempts, current) of a batch's requests:
+        one query per collected batch instead of several per result line."""
+        rows = self.db.execute(
+            "SELECT custom_id, input_key, input_path, attempts, current FROM requests "
+            "WHERE batch_id = ?",
+            (batch_id,),
+        )
+        return {r[0]: (r[1], r[2], r[3], bool(r[4])) for r in rows}
 
     def has_result(self, input_key: str) -> bool:
         row = self.db.execute("SELECT 1 FROM results WHERE input_key = ?", (input_key,))

@@ -6,12 +6,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import orjson
 
 from runner.records import DeadLetter, ResultRecord
 
-PAGE = 1000  # rows per page
+# Rows per page fed to the sink. Each page ends with a sink fsync and a state commit, so a
+# page of 1000 cost 200 fsyncs per 100k results; 5000 rows of ~2.5 KB stay ~12 MB.
+PAGE = 5000
 
 
 class SinkFeed:
@@ -25,11 +28,17 @@ class SinkFeed:
         for page in self._pages("results"):
             yield [(cid, ResultRecord(**orjson.loads(rec))) for cid, rec in page]
 
+    def unwritten_result_lines(self) -> Iterator[list[tuple[str, str, bytes]]]:
+        """Like `unwritten_results`, as (input_key, custom_id, the record's stored orjson
+        bytes): for a sink that writes those bytes as they are (JsonlSink.upsert_lines)."""
+        for page in self._pages("results", with_key=True):
+            yield [(key, cid, bytes(rec)) for key, cid, rec in page]
+
     def unwritten_dead(self) -> Iterator[list[tuple[str, DeadLetter]]]:
         for page in self._pages("dead"):
             yield [(cid, DeadLetter(**orjson.loads(rec))) for cid, rec in page]
 
-    def _pages(self, table: str) -> Iterator[list[tuple[str, bytes]]]:
+    def _pages(self, table: str, with_key: bool = False) -> Iterator[list[Any]]:
         last = ""
         while True:
             rows = self.db.execute(
@@ -39,7 +48,7 @@ class SinkFeed:
             ).fetchall()
             if not rows:
                 return
-            yield [(r[1], r[2]) for r in rows]
+            yield [tuple(r) for r in rows] if with_key else [(r[1], r[2]) for r in rows]
             last = rows[-1][0]
 
     def mark_written(self, table: str, pairs: Sequence[tuple[str, str]]) -> None:
