@@ -57,12 +57,7 @@ def poll(ctx: Context) -> PollResult:
         try:
             remote = ctx.backend.retrieve(row.id)
         except BatchGone as exc:
-            _log.warning(
-                "batch gone: its requests will be retried", batch_id=row.id, error=str(exc)
-            )
-            with ctx.store.transaction():
-                _settle_missing(ctx, row, f"batch no longer exists: {exc}")
-                ctx.store.finish_batch(row.id)
+            _gone(ctx, row, str(exc))
             res.ended += 1
             continue
         except Retryable as exc:
@@ -84,7 +79,6 @@ def _gone(ctx: Context, row: BatchRow, why: str) -> None:
     with ctx.store.transaction():
         _settle_missing(ctx, row, f"batch no longer exists: {why}")
         ctx.store.finish_batch(row.id)
-    flush_sink(ctx)
 
 
 def _counts(counts: Mapping[str, int]) -> str:

@@ -306,11 +306,12 @@ def iter_cancel(
                 yield outcomes.CancelResult(job.name, None)
                 continue
             store = Store.open(state_dir(job, root))
+            sink = open_sink(job)  # Context needs one; cancel never writes to it
             try:
-                ctx = Context(job=job, store=store, backend=api, sink=open_sink(job),
-                              compiler=compiler())  # fmt: skip
+                ctx = Context(job=job, store=store, backend=api, sink=sink, compiler=compiler())
                 asked = recover.cancel_job(ctx)
             finally:
+                sink.close()
                 store.close()
             yield outcomes.CancelResult(job.name, tuple(asked))
 
