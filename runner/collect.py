@@ -79,6 +79,7 @@ def _gone(ctx: Context, row: BatchRow, why: str) -> None:
     with ctx.store.transaction():
         _settle_missing(ctx, row, f"batch no longer exists: {why}")
         ctx.store.finish_batch(row.id)
+    flush_sink(ctx)  # settled requests may be dead letters: write them now, as collect does
 
 
 def _counts(counts: Mapping[str, int]) -> str:

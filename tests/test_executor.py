@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runner import crashpoint, executor, recover
-from runner.backend import CreateUncertain
+from runner.backend import BatchGone, CreateUncertain
 from runner.context import Context
 from runner.errors import RemoteError
 from tests.fakes import Harness, errored, retryable, succeeded
@@ -422,3 +422,13 @@ def test_run_many_paces_each_job_on_its_own(tmp_path: Path) -> None:
         c.store.close()
     assert all(s.finished for s in summaries)
     assert fast.api.calls["retrieve"] == 1 and slow.api.calls["retrieve"] == 6
+
+
+def test_deleted_batch_dead_letters_reach_the_sink_in_the_same_run(tmp_path: Path) -> None:
+    """A batch deleted out from under the run settles its requests; those that used up their
+    attempts are dead letters written beside the sink before the run ends, not a run later."""
+    h = Harness(tmp_path, {"a": "x"}, extra="retry: {max_attempts: 1}\n")
+    h.api.faults["retrieve"] = [BatchGone("HTTP 404 not_found_error: deleted")]
+    summary = run(h)
+    assert summary.finished and summary.dead == 1
+    assert [d["input_key"] for d in h.dead_lines()] == ["a"]
