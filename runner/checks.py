@@ -15,6 +15,7 @@ from typing import Any
 
 from runner import render, spec, template_check
 from runner.errors import Diagnostic
+from runner.inputs import find_files, glob_regex
 from runner.template_check import Scope
 
 OUTPUT_300K_BETA = "output-300k-2026-03-24"
@@ -133,25 +134,15 @@ def _glob(job: Job) -> Iterator[Diagnostic]:
     yield from _output_in_glob(job, pattern, excludes)
 
 
-def _matching_files(base: Path, pattern: str, excludes: list[str]) -> list[Path]:
-    if pattern.endswith("**"):
-        pattern += "/*"  # a trailing `**` means every file below, not only the folders
+def _matching_files(base: Path, pattern: str, excludes: list[str]) -> list[str]:
     try:
-        found = [p for p in base.glob(pattern) if p.is_file()]
-    except (ValueError, NotImplementedError, OSError):
+        return find_files(base, pattern, excludes)
+    except OSError:
         return []
-    return [p for p in found if not _matches_any(p.relative_to(base).as_posix(), excludes)]
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A glob as a regex over relative POSIX paths: `**` spans folders, `*` does not."""
-    parts = re.split(r"(\*\*/|\*\*|\*|\?)", pattern)
-    wild = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
-    return re.compile("".join(wild.get(p, re.escape(p)) for p in parts))
 
 
 def _matches_any(relative: str, patterns: list[str]) -> bool:
-    return any(glob_regex(p).fullmatch(relative) for p in patterns)
+    return any(glob_regex(p).match(relative) for p in patterns)
 
 
 def _output_in_glob(job: Job, pattern: str, excludes: list[str]) -> Iterator[Diagnostic]:

@@ -11,7 +11,7 @@ import csv
 import os
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,12 +153,17 @@ def _literal_prefix(pattern: str) -> str:
 
 
 def matching_files(job: JobSpec) -> list[str]:
-    """Relative POSIX paths of the files the glob selects, minus exclusions, sorted."""
-    pattern = job.input.pattern or ""
+    """Relative POSIX paths of the files the job's glob selects, minus exclusions, sorted."""
+    return find_files(job.base_dir, job.input.pattern or "", job.input.exclude)
+
+
+def find_files(base: Path, pattern: str, exclude: Sequence[str] = ()) -> list[str]:
+    """Relative POSIX paths under `base` matching `pattern` and no `exclude` pattern, sorted.
+    The one glob implementation: validation asks it too, so its warnings match the run."""
     include = glob_regex(pattern)
-    excludes = [glob_regex(p) for p in job.input.exclude]
+    excludes = [glob_regex(p) for p in exclude]
     prefix = _literal_prefix(pattern)
-    root = job.base_dir / prefix
+    root = base / prefix
     # Without `**`, nothing deeper than the pattern's own depth can match: do not walk it.
     prefix_depth = prefix.count("/") + 1 if prefix else 0
     max_depth = None if "**" in pattern else pattern.count("/") - prefix_depth

@@ -222,3 +222,22 @@ def test_any_document_gives_diagnostics_never_an_exception(
     result = validate.check_file(path)
     assert all(d.line >= 1 and d.path.startswith("$") for d in result.diagnostics)
     assert result.ok == (result.document is not None)
+
+
+def test_glob_warning_agrees_with_the_files_a_run_reads(tmp_path: Path) -> None:
+    """Validation asks the runner's own glob: an exclude with a character class that leaves
+    no input is warned about, exactly as the run would find nothing."""
+    from runner import inputs
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("x")
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(
+        "version: 1\nname: g\ninput: {glob: data/*.txt, exclude: ['data/[ab].txt']}\n"
+        "model: claude-sonnet-4-6\nmax_tokens: 10\nprompt: '{{ input.text }}'\n"
+        "output: {type: jsonl, path: out/g.jsonl}\n"
+    )
+    result = validate.check_file(job_file)
+    warned = [d for d in result.diagnostics if "no file matches" in d.message]
+    assert inputs.matching_files(spec.load_job(job_file)) == []
+    assert len(warned) == 1 and warned[0].severity == "warning"
