@@ -26,9 +26,10 @@ import orjson
 from bench.common import emulator_process, make_job
 from runner import collect
 from runner import compile as compile_
-from runner.backend import Backend, RemoteBatch
+from runner.backend import Backend
 from runner.commands import pricer
 from runner.context import Context
+from runner.remote import RemoteBatch
 from runner.sinks import open_sink
 from runner.spec import JobSpec, load_job
 from runner.store import BatchRow, Store

@@ -1,6 +1,6 @@
 """The Message Batches API, through the official SDK. The only module that imports anthropic.
 
-Errors are mapped to the few kinds the executor acts on:
+Errors are mapped to the few kinds the executor acts on (defined in runner.remote):
 - `Retryable`: try the same call later (`retry_after` seconds if the API said so).
 - `CreateUncertain`: a create failed in a way that may have committed it; reconcile by
   listing batches, never post blindly again.
@@ -12,9 +12,7 @@ API's own error text only.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +21,16 @@ import httpx2
 import orjson
 from anthropic.types.messages import MessageBatch
 
-from runner.errors import BatchrunError, RemoteError
+from runner.errors import RemoteError
+from runner.remote import (
+    BatchGone,
+    CreateUncertain,
+    RemoteBatch,
+    ResultsGone,
+    ResultsUnavailable,
+    Retryable,
+    require_api_key,
+)
 
 EMULATOR_API_KEY = "sk-emulator-not-a-secret"
 # Statuses that prove a create was refused before anything was made.
@@ -31,55 +38,8 @@ _CREATE_REFUSED = frozenset({400, 401, 402, 403, 404, 413, 422})
 _RETRYABLE = frozenset({408, 409, 429})
 
 
-class Retryable(Exception):
-    """The call failed for now; try again after `retry_after` seconds (None: use backoff)."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class CreateUncertain(Exception):
-    """A create failed after it may have reached the API: the batch may exist."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class ResultsUnavailable(Exception):
-    """The results of an ended batch could not be read completely this time."""
-
-
-class ResultsGone(ResultsUnavailable):
-    """The batch's results are no longer downloadable (archived or deleted)."""
-
-
-class BatchGone(Exception):
-    """The API does not know the batch any more (deleted): its results are lost."""
-
-
 class _NotFound(RemoteError):
     """HTTP 404: a RemoteError unless the caller knows what a missing object means."""
-
-
-@dataclass(frozen=True)
-class RemoteBatch:
-    """The parts of a MessageBatch the runner uses."""
-
-    id: str
-    processing_status: str  # in_progress | canceling | ended
-    created_at: str  # RFC 3339 as the API sent it
-    created_ts: float  # epoch seconds
-    counts: dict[str, int]
-
-    @property
-    def ended(self) -> bool:
-        return self.processing_status == "ended"
-
-    @property
-    def request_count(self) -> int:
-        return sum(self.counts.values())
 
 
 def _timestamp(value: Any) -> tuple[str, float]:
@@ -146,10 +106,7 @@ class Backend:
             return cls(anthropic.Anthropic(api_key=EMULATOR_API_KEY, base_url=base_url))
         if api_key is not None:
             return cls(anthropic.Anthropic(api_key=api_key, base_url=base_url))
-        if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
-            raise BatchrunError(
-                "ANTHROPIC_API_KEY is not set: export it, or use --emulate for a dry run"
-            )
+        require_api_key()
         return cls(anthropic.Anthropic(base_url=base_url))
 
     def create(self, body: bytes, betas: Sequence[str]) -> RemoteBatch:

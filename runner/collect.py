@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner import crashpoint, log
-from runner.backend import BatchGone, RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.context import Context
 from runner.records import DeadLetter, ResultRecord
+from runner.remote import BatchGone, RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.sinks.files import SinkRecordError, SinkRecordErrors
 from runner.store import PAGE, BatchRow, Outcome
 

@@ -12,18 +12,21 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
 from runner import executor, log, outcomes, recover, report
-from runner.backend import Backend, Retryable
 from runner.context import BudgetCheck, Compiler, Context, Pricer
 from runner.errors import BatchrunError
 from runner.records import RequestState
+from runner.remote import Lazy, Retryable, require_api_key
 from runner.sinks import open_sink
 from runner.spec import JobSpec, load_job
 from runner.store import LockHeld, Store, default_state_dir
+
+if TYPE_CHECKING:
+    from runner.backend import Backend
 
 EXIT_OK = outcomes.EXIT_OK
 
@@ -57,20 +60,32 @@ def _api_errors() -> Iterator[None]:
 @contextlib.contextmanager
 def backend(remote: Remote) -> Iterator[Backend]:
     """The API client; with --emulate an in-process emulator that lives for this command
-    only (its batches are gone afterwards: --emulate is for demos and dry runs)."""
+    only (its batches are gone afterwards: --emulate is for demos and dry runs). A real API's
+    client connects on first use (`Lazy`): a run with nothing to do never imports the SDK."""
     if remote.emulate:
         from runner import emulator
 
         with emulator.start(config=remote.emulator_config) as emu:
-            yield Backend.connect(emu.base_url, emulated=True)
+            yield _connect(emu.base_url, emulated=True)
     elif remote.api_key is not None:
         if not remote.api_key:
             raise BatchrunError("api_key is empty: pass the key, or None to use ANTHROPIC_API_KEY")
         _check_key(remote.api_key, "api_key")
-        yield Backend.connect(remote.base_url, api_key=remote.api_key)
+        yield _lazy(remote.base_url, api_key=remote.api_key)
     else:
         _check_key(os.environ.get("ANTHROPIC_API_KEY"), "ANTHROPIC_API_KEY")
-        yield Backend.connect(remote.base_url)
+        require_api_key()
+        yield _lazy(remote.base_url)
+
+
+def _connect(base_url: str | None, **how: Any) -> Backend:
+    from runner.backend import Backend  # the SDK: imported only when the API is called
+
+    return Backend.connect(base_url, **how)
+
+
+def _lazy(base_url: str | None, **how: Any) -> Backend:
+    return cast("Backend", Lazy(lambda: _connect(base_url, **how)))
 
 
 def _check_key(key: str | None, name: str) -> None:

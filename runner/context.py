@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from runner.backend import RemoteBatch
+from runner.remote import RemoteBatch
 from runner.sinks import Sink
 from runner.spec import JobSpec
 from runner.store import Store

@@ -30,8 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from runner import collect, crashpoint, log, submit
-from runner.backend import Retryable
 from runner.context import Clock, Context
+from runner.remote import Retryable
 from runner.store import PAGE
 
 _log = log.get("batchrun.executor")

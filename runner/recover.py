@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from runner import collect, log, submit
-from runner.backend import RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.context import Context
 from runner.errors import RemoteError
 from runner.executor import sync_requests
+from runner.remote import RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.store import BatchRow
 
 _log = log.get("batchrun.recover")

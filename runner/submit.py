@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from runner import crashpoint, log
-from runner.backend import CreateUncertain, RemoteBatch, Retryable
 from runner.context import Chunk, Context
 from runner.errors import RemoteError
+from runner.remote import CreateUncertain, RemoteBatch, Retryable
 from runner.store import Intent
 
 # An open intent younger than this may still be committing on the server: wait before

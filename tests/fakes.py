@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from runner import spec
-from runner.backend import CreateUncertain, RemoteBatch, ResultsUnavailable, Retryable
 from runner.context import Context
+from runner.remote import CreateUncertain, RemoteBatch, ResultsUnavailable, Retryable
 from runner.sinks.jsonl import JsonlSink
 from runner.store import Store
 

@@ -10,8 +10,9 @@ import httpx2
 import pytest
 
 from runner import backend
-from runner.backend import Backend, CreateUncertain, ResultsUnavailable, Retryable
+from runner.backend import Backend
 from runner.errors import RemoteError
+from runner.remote import CreateUncertain, ResultsUnavailable, Retryable
 
 KEY = "sk-unit-test-secret"
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from runner import crashpoint, executor, recover
-from runner.backend import BatchGone, CreateUncertain
 from runner.context import Context
 from runner.errors import RemoteError
+from runner.remote import BatchGone, CreateUncertain
 from tests.fakes import Harness, errored, retryable, succeeded
 
 INPUTS = {f"k{i:02d}": f"text {i}" for i in range(10)}

@@ -156,3 +156,17 @@ def test_stored_record_bytes_are_the_line_upsert_writes(tmp_path: Path) -> None:
     assert by_lines.read_bytes() == by_records.read_bytes()
     assert [x["custom_id"] for x in read(by_lines)] == ["c3", "c2"]  # replaced in place
     assert read(dead_letter_path(by_lines)) == read(dead_letter_path(by_records)) == []
+
+
+def test_open_and_close_with_nothing_to_write_leaves_the_file_alone(tmp_path: Path) -> None:
+    """A no-op run opens the sink and closes it: the file is neither read nor rewritten,
+    even with junk in it; the next real write cleans it up as usual."""
+    out = tmp_path / "x.jsonl"
+    junk = orjson.dumps(rec("a", "1")) + b"\nnot json\n" + orjson.dumps(rec("b", "2"))[:30]
+    out.write_bytes(junk)
+    sink = JsonlSink(out)
+    sink.flush()
+    sink.close()
+    assert out.read_bytes() == junk and sink.results.index == {}
+    write(out, [rec("c", "3")])
+    assert [x["input_key"] for x in read(out)] == ["a", "c"]

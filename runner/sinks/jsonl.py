@@ -1,7 +1,9 @@
 """The JSONL sink: one line per input (its current result), dead letters in a twin file.
 
-Idempotent by input key. On open each file is scanned: a torn last line (a crash mid-append
-leaves a line without its newline) is cut off, and the keys are indexed. A record for a new
+Idempotent by input key. Before its first change each file is scanned: a torn last line (a
+crash mid-append leaves a line without its newline) is cut off, and the keys are indexed. A
+sink that is opened and closed with nothing to write does not read its file at all (a
+no-op re-run of a 100k job would otherwise read ~300 MB to learn nothing). A record for a new
 key is appended; the same key with the same custom_id is a no-op; a changed custom_id or a
 removal rewrites the file atomically (temp file, fsync, os.replace, fsync of the folder).
 So after any crash and re-run no duplicate or partial line survives.
@@ -71,9 +73,13 @@ class KeyedJsonl:
         self._appends: dict[str, bytes] = {}  # new keys, in arrival order
         self._replace: dict[str, bytes | None] = {}  # key -> new line, or None to remove
         self._dirty = False  # the file holds lines that must go (junk, duplicates)
-        self._load()
+        self._loaded = False
 
     def _load(self) -> None:
+        """Index the file (once, before the first change), cutting off a torn tail."""
+        if self._loaded:
+            return
+        self._loaded = True
         if not self.path.exists():
             return
         with self.path.open("r+b") as f:
@@ -100,6 +106,7 @@ class KeyedJsonl:
         self.index[key] = cid
 
     def put(self, key: str, custom_id: str, line: bytes) -> None:
+        self._load()
         if key in self._appends:
             self._appends[key] = line
         elif key in self._replace or (key in self.index and self.index[key] != custom_id):
@@ -109,6 +116,7 @@ class KeyedJsonl:
         self.index[key] = custom_id
 
     def remove(self, key: str) -> None:
+        self._load()
         if self._appends.pop(key, None) is not None:
             self.index.pop(key, None)
         elif key in self.index:
@@ -116,6 +124,7 @@ class KeyedJsonl:
             self._replace[key] = None
 
     def remove_all(self, keys: Iterable[str]) -> None:
+        self._load()
         if not self.index:  # the common case: nothing to remove, so do not look
             return
         for key in keys:

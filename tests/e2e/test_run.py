@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from tests.e2e.helpers import (
     assert_exactly_once,
     batchrun,
     dead_letters,
+    env_for,
     results,
     write_job,
 )
@@ -65,6 +68,31 @@ def test_rerun_submits_nothing(tmp_path: Path, start_emulator: EmulatorFactory) 
         before["batches_created"],
         before["requests_received"],
     )
+
+
+def test_finished_job_rerun_needs_no_api_nor_sdk(
+    tmp_path: Path, start_emulator: EmulatorFactory
+) -> None:
+    """A re-run that state proves has nothing to do never connects: it succeeds with the
+    API unreachable, and never imports the SDK (about a second of every such run)."""
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=3)
+    assert batchrun(emu.base_url, "run", job).returncode == 0
+    script = (
+        "import sys\nfrom runner.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('SDK imported' if 'anthropic' in sys.modules else 'no SDK')\nsys.exit(code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "run", str(job)],
+        capture_output=True,
+        text=True,
+        env=env_for("http://127.0.0.1:9"),  # nothing listens there
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "submitted 0 requests" in proc.stdout and "no SDK" in proc.stdout, proc.stdout
+    assert len(results(job)) == 3
 
 
 def test_edited_template_resubmits_all_added_input_only_it(
