@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from runner import collect, crashpoint, log, submit
 from runner.context import Clock, Context
 from runner.remote import Retryable
+from runner.spool import Spool
 from runner.store import PAGE
 
 _log = log.get("batchrun.executor")
@@ -61,7 +62,7 @@ class RunSummary:
 FINGERPRINT_META = "input_fingerprint"
 
 
-def sync_if_changed(ctx: Context) -> int | None:
+def sync_if_changed(ctx: Context, spool: Spool | None = None) -> int | None:
     """Record the job's requests unless the input fingerprint proves a finished job is
     unchanged (returns None: compiling was skipped).
 
@@ -77,7 +78,7 @@ def sync_if_changed(ctx: Context) -> int | None:
         return None
     if stored is not None:
         ctx.store.clear_meta(FINGERPRINT_META)
-    total = sync_requests(ctx)
+    total = sync_requests(ctx, spool)
     if current is not None:
         ctx.store.set_meta(FINGERPRINT_META, current)
     return total
@@ -91,12 +92,14 @@ def _all_final(ctx: Context) -> bool:
     return not any(counts.get(s) for s in waiting) and not ctx.store.open_intents()
 
 
-def sync_requests(ctx: Context) -> int:
-    """Record the job's current requests in state (new ones pending). Returns the count."""
+def sync_requests(ctx: Context, spool: Spool | None = None) -> int:
+    """Record the job's current requests in state (new ones pending); keep the compiled
+    requests in `spool` for submitting. Returns the count."""
     ctx.store.begin_sync()
     page: list[tuple[str, str, str | None]] = []
     total = 0
-    for req in ctx.compiler.iter_requests(ctx.job):
+    requests = ctx.compiler.iter_requests(ctx.job)
+    for req in spool.record(requests) if spool is not None else requests:
         page.append((req.custom_id, req.input_key, req.input_path))
         if len(page) >= PAGE:
             ctx.store.sync_requests(page)
@@ -119,11 +122,12 @@ class JobRun:
         self.summary = RunSummary(ctx.job.name)
         self.interval = ctx.job.poll_interval_s
         self.first = True
+        self.spool = Spool(ctx.store.state_dir)
         self._log = _log.bind(job=ctx.job.name)
 
     def start(self) -> None:
         """Record the job's requests and re-apply results a crashed run left unwritten."""
-        total = sync_if_changed(self.ctx)
+        total = sync_if_changed(self.ctx, self.spool)
         if total is None:
             self._log.info("inputs unchanged and every request final: compile skipped")
         else:
@@ -135,7 +139,7 @@ class JobRun:
         ctx = self.ctx
         settled = _settle_intents(ctx)
         polled = collect.poll(ctx)
-        sent = submit.submit_waiting(ctx, include_canceled=self.first)
+        sent = submit.submit_waiting(ctx, include_canceled=self.first, spool=self.spool)
         self.first = False
         self.summary.batches_submitted += sent.batches
         self.summary.requests_submitted += sent.requests
@@ -143,6 +147,7 @@ class JobRun:
         self.summary.finished = _finished(ctx, self.summary.counts)
         ctx.progress(_progress_line(self.summary.counts))
         if self.summary.finished:
+            self.spool.discard()
             return None
         progressed = polled.ended or sent.batches
         self.interval = ctx.job.poll_interval_s if progressed else _backoff(ctx, self.interval)
@@ -163,20 +168,24 @@ def run_many(ctxs: list[Context], clock: Clock, no_wait: bool = False) -> list[R
     """Drive several jobs at once, each at its own pace: a job's next pass comes when its
     own wait is over, so no job waits for another to finish."""
     runs = [JobRun(ctx) for ctx in ctxs]
-    for r in runs:
-        r.start()
-    due = dict.fromkeys(runs, 0.0)
-    while due:
-        now = clock.now()
-        for r in [r for r, t in due.items() if t <= now]:
-            wait = r.step()
-            if wait is None:
-                del due[r]
-            else:
-                due[r] = clock.now() + wait
-        if no_wait or not due:
-            break
-        clock.sleep(max(0.0, min(due.values()) - clock.now()))
+    try:
+        for r in runs:
+            r.start()
+        due = dict.fromkeys(runs, 0.0)
+        while due:
+            now = clock.now()
+            for r in [r for r, t in due.items() if t <= now]:
+                wait = r.step()
+                if wait is None:
+                    del due[r]
+                else:
+                    due[r] = clock.now() + wait
+            if no_wait or not due:
+                break
+            clock.sleep(max(0.0, min(due.values()) - clock.now()))
+    finally:
+        for r in runs:
+            r.spool.discard()  # never read by a later run: do not leave it taking space
     return [r.summary for r in runs]
 
 

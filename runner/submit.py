@@ -19,6 +19,7 @@ from runner import crashpoint, log
 from runner.context import Chunk, Context
 from runner.errors import RemoteError
 from runner.remote import CreateUncertain, RemoteBatch, Retryable
+from runner.spool import Spool
 from runner.store import Intent
 
 # An open intent younger than this may still be committing on the server: wait before
@@ -91,8 +92,11 @@ def _match(intent: Intent, listed: list[RemoteBatch], taken: set[str]) -> Remote
     return None
 
 
-def submit_waiting(ctx: Context, include_canceled: bool) -> SubmitResult:
-    """Submit chunks of waiting requests while the in-flight count stays under the cap."""
+def submit_waiting(
+    ctx: Context, include_canceled: bool, spool: Spool | None = None
+) -> SubmitResult:
+    """Submit chunks of waiting requests while the in-flight count stays under the cap.
+    The requests come from `spool` if this run recorded one, else they are compiled again."""
     res = SubmitResult()
     waiting = ctx.store.submittable_ids(include_canceled)
     if not waiting:
@@ -103,7 +107,8 @@ def submit_waiting(ctx: Context, include_canceled: bool) -> SubmitResult:
         return res
     ctx.check_budget(ctx.job, waiting)
     size = min(ctx.job.max_requests, ctx.job.max_in_flight_requests)
-    for chunk in ctx.compiler.make_chunks(_requests(ctx, waiting), size, ctx.job.max_bytes):
+    requests = _requests(ctx, waiting, spool)
+    for chunk in ctx.compiler.make_chunks(requests, size, ctx.job.max_bytes):
         if len(chunk.custom_ids) > room:
             res.blocked = True
             break
@@ -116,8 +121,9 @@ def submit_waiting(ctx: Context, include_canceled: bool) -> SubmitResult:
     return res
 
 
-def _requests(ctx: Context, waiting: set[str]) -> Iterator[object]:
-    for req in ctx.compiler.iter_requests(ctx.job):
+def _requests(ctx: Context, waiting: set[str], spool: Spool | None) -> Iterator[object]:
+    recorded = spool.replay() if spool is not None else None
+    for req in recorded if recorded is not None else ctx.compiler.iter_requests(ctx.job):
         if req.custom_id in waiting:
             yield req
 
