@@ -43,5 +43,6 @@ docs: $(STAMP)
 bench: $(STAMP)
 	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m bench.compile
 	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m bench.sinks
+	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m bench.submit
 	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m bench.collect
 	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m bench.run
