@@ -79,6 +79,8 @@ def report(n: int, trials: list[Trial]) -> None:
     run_mb = med([t.run.peak_rss_mb for t in trials])
     base_s = med([t.baseline.seconds for t in trials])
     base_mb = med([t.baseline.peak_rss_mb for t in trials])
+    run_cpu = med([t.run.cpu_seconds for t in trials])
+    base_cpu = med([t.baseline.cpu_seconds for t in trials])
     compile_s = med([t.compile.seconds for t in trials])
     rerun_s = med([t.rerun.seconds for t in trials])
     body = trials[0].body_mb
@@ -90,6 +92,8 @@ def report(n: int, trials: list[Trial]) -> None:
     print(f"  {'':28}{'batchrun':>12}{'baseline':>12}{'ratio':>9}")
     print(f"  {'end to end, s':28}{run_s:12.2f}{base_s:12.2f}{run_s / base_s:9.2f}")
     print(f"  {'end to end, peak RSS MB':28}{run_mb:12.0f}{base_mb:12.0f}{run_mb / base_mb:9.2f}")
+    print(f"  {'CPU s of the process itself':28}{run_cpu:12.2f}{base_cpu:12.2f}"
+          f"{run_cpu / base_cpu:9.2f}")  # fmt: skip
     print(f"  {'compile, s (MB/s)':28}{compile_s:12.2f}   ({body / compile_s:,.0f} MB/s)")
     print(f"  {'no-op re-run, s':28}{rerun_s:12.2f}   ({rerun_s / compile_s:.0%} of compile)")
     print(f"  speed-up {base_s / run_s:.1f}x, memory {run_mb / base_mb:.2f}x of the baseline")
