@@ -138,6 +138,12 @@ def run_cmd(
     emulator_config: Path | None,
 ) -> None:
     """Submit what is missing, collect what ended, retry what failed; until done."""
+    if emulate and no_wait:
+        raise click.UsageError(
+            "--no-wait with --emulate leaves nothing to come back to: the emulator and its "
+            "batches end with this command. Drop --no-wait, or start `batchrun emulator` "
+            "and point ANTHROPIC_BASE_URL at it."
+        )
     remote = commands.Remote(emulate, emulator_config)
     sys.exit(_guard(lambda: commands.run_jobs(jobs, no_wait, state_dir, remote)))
 

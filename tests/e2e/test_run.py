@@ -297,6 +297,14 @@ def test_emulate_flag_runs_in_process(tmp_path: Path) -> None:
     assert again.returncode == 0 and len(results(job)) == 2
 
 
+def test_emulate_with_no_wait_is_refused(tmp_path: Path) -> None:
+    """One pass against an emulator that ends with the command leaves nothing to resume."""
+    job = write_job(tmp_path, inputs=2)
+    proc = batchrun("http://127.0.0.1:9", "run", "--emulate", "--no-wait", job)
+    assert proc.returncode == 2 and "batchrun emulator" in proc.stderr, proc.stderr
+    assert results(job) == [] and not (tmp_path / ".batchrun").exists()
+
+
 @pytest.mark.parametrize("output", ["files", "sqlite"])
 def test_other_sinks_get_every_result_once(
     tmp_path: Path, start_emulator: EmulatorFactory, output: str
