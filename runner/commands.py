@@ -22,7 +22,7 @@ from runner.errors import BatchrunError
 from runner.records import RequestState
 from runner.remote import Lazy, Retryable, require_api_key
 from runner.sinks import open_sink
-from runner.spec import JobSpec, load_job
+from runner.spec import JobRef, JobSpec, load_job, load_ref
 from runner.store import LockHeld, Store, default_state_dir
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class Remote:
     api_key: str | None = field(default=None, repr=False)
 
 
-def state_dir(job: JobSpec, root: Path | None) -> Path:
+def state_dir(job: JobSpec | JobRef, root: Path | None) -> Path:
     """`.batchrun/<job>/` beside the job file, or `<root>/<job>/` with --state-dir."""
     return root / job.name if root else default_state_dir(job.path, job.name)
 
@@ -283,7 +283,7 @@ def stored_states(job: JobSpec, root: Path | None = None) -> dict[str, RequestSt
 
 def status_jobs(paths: tuple[Path, ...], as_json: bool, root: Path | None) -> int:
     """`batchrun status`: read state only (no API call, no lock)."""
-    reports = [status_report(load_job(p), root) for p in paths]
+    reports = [status_report(_state_ref(p), root) for p in paths]
     if as_json:
         print(orjson.dumps([r.as_dict() for r in reports], option=orjson.OPT_INDENT_2).decode())
     else:
@@ -292,7 +292,19 @@ def status_jobs(paths: tuple[Path, ...], as_json: bool, root: Path | None) -> in
     return EXIT_OK
 
 
-def status_report(job: JobSpec, root: Path | None) -> outcomes.StatusReport:
+def _state_ref(path: Path) -> JobRef:
+    """The job whose state to read; a job file with errors only gets a warning here."""
+    ref, problem = load_ref(path)
+    if problem is not None:
+        print(
+            f"warning: {path} has {len(problem.diagnostics)} error(s) (see `batchrun validate "
+            f"{path}`); reading the state of job {ref.name!r} anyway",
+            file=sys.stderr,
+        )
+    return ref
+
+
+def status_report(job: JobSpec | JobRef, root: Path | None) -> outcomes.StatusReport:
     """The job's state as `status` shows it; `never_run` if it has none."""
     where = state_dir(job, root)
     if not Store.exists(where):
@@ -386,7 +398,7 @@ def export_job(path: Path, fmt: str, out: Path | None, root: Path | None) -> int
     JSONL or CSV, to a file (written atomically) or to stdout."""
     from runner import export
 
-    job = load_job(path)
+    job = _state_ref(path)
     where = state_dir(job, root)
     if not Store.exists(where):
         raise BatchrunError(f"{job.name}: no state in {where}: run the job first")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+import yaml
 
 from runner import yaml_source
 from runner.errors import SpecError
@@ -216,6 +217,39 @@ def load_job(path: str | Path) -> JobSpec:
     if errors or result.document is None:
         raise SpecError(errors)
     return build_spec(job_path, result.document, result.positions, result.text_starts)
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What names a job's state: all that commands reading the state (status, export) need."""
+
+    name: str
+    path: Path
+
+
+def load_ref(path: str | Path) -> tuple[JobRef, SpecError | None]:
+    """The job's name and file. A job file broken since the job last ran must not hold its
+    results hostage: when the file has errors but its `name` is readable and valid, the
+    `SpecError` is returned for the caller to warn with; when even the name is not, raised."""
+    try:
+        job = load_job(path)
+    except SpecError as problem:
+        job_path = Path(path).resolve()
+        name = _readable_name(job_path)
+        if name is None:
+            raise
+        return JobRef(name, job_path), problem
+    return JobRef(job.name, job.path), None
+
+
+def _readable_name(path: Path) -> str | None:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = document.get("name") if isinstance(document, dict) else None
+    pattern = schema()["properties"]["name"]["pattern"]
+    return name if isinstance(name, str) and re.fullmatch(pattern, name) else None
 
 
 def inline_template(

@@ -52,6 +52,28 @@ def test_export_jsonl_and_csv_match_the_sink(
     assert all(r["outcome"] == "succeeded" and r["text"] for r in rows)
 
 
+def test_a_job_file_broken_after_the_run_still_exports_and_shows_status(
+    tmp_path: Path, start_emulator: EmulatorFactory
+) -> None:
+    """Results already paid for are not held hostage by a later typo in the job file: status
+    and export warn and read the state; run still refuses, naming the problem."""
+    emu = start_emulator()
+    job = write_job(tmp_path, inputs=3)
+    assert batchrun(emu.base_url, job).returncode == 0
+    job.write_text(job.read_text().replace("{{ input.text }}", "{{ input.txt }"))
+
+    exported = batchrun(emu.base_url, "export", job)
+    assert exported.returncode == 0, exported.stderr
+    assert len(exported.stdout.splitlines()) == 3
+    assert "warning:" in exported.stderr and "batchrun validate" in exported.stderr
+    status = batchrun(emu.base_url, "status", job)
+    assert status.returncode == 0 and "3 succeeded" in status.stdout, status.stdout
+    assert batchrun(emu.base_url, "run", job).returncode == 1
+
+    job.write_text(job.read_text().replace("name: e2e", "name: Not A Name"))
+    assert batchrun(emu.base_url, "export", job).returncode == 1  # no name: nothing to read
+
+
 def test_export_before_any_run_says_so(tmp_path: Path, start_emulator: EmulatorFactory) -> None:
     emu = start_emulator()
     job = write_job(tmp_path, inputs=1)
