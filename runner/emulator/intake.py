@@ -17,6 +17,7 @@ import orjson
 from runner.emulator import errors
 from runner.emulator.config import ResponseRule
 from runner.emulator.params import Context
+from runner.emulator.prompt import Heads
 from runner.emulator.responder import Record, make_record
 
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -116,8 +117,9 @@ def _check_id(custom_id: str, index: int) -> None:
 
 def records(requests: list[Any], ctx: Context, rules: Sequence[ResponseRule]) -> list[Record]:
     """Summarise every request, releasing each parsed params as soon as it is summarised."""
+    heads = Heads()
     out = []
     for i, request in enumerate(requests):
-        out.append(make_record(request["custom_id"], request["params"], ctx, rules))
+        out.append(make_record(request["custom_id"], request["params"], ctx, rules, heads))
         requests[i] = None
     return out
