@@ -5,17 +5,15 @@ become errored records (asynchronous validation)."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import re
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from runner.emulator import errors
 from runner.emulator.config import ResponseRule
+from runner.emulator.gcpause import gc_paused
 from runner.emulator.params import Context
 from runner.emulator.prompt import Heads
 from runner.emulator.responder import Record, make_record
@@ -26,7 +24,7 @@ CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 def parse(body: bytes, max_requests: int) -> tuple[list[Any], list[str]]:
     """The `requests` list of a create body and its custom_ids, or a 400 naming the first
     problem."""
-    with _gc_paused():
+    with gc_paused():
         return _parse(body, max_requests)
 
 
@@ -49,37 +47,6 @@ def _parse(body: bytes, max_requests: int) -> tuple[list[Any], list[str]]:
             f"not {len(requests)}"
         )
     return requests, _check_ids(requests)
-
-
-class _GcPause:
-    """Keeps the cyclic GC out of big parses. A 100k-request body is over a million new
-    containers; the collections they trigger (full ones included, each walking every object
-    built so far) more than doubled the parse time. A parsed JSON tree has no cycles, so
-    nothing is left for the GC to find. Threads parsing at once share one pause, and a GC
-    the host process had disabled stays disabled."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._restore = False
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._lock:
-            if self._users == 0:
-                self._restore = gc.isenabled()
-                gc.disable()
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._users == 0 and self._restore:
-                    gc.enable()
-
-
-_gc_paused = _GcPause()
 
 
 def _check_ids(requests: Sequence[Any]) -> list[str]:
@@ -119,7 +86,8 @@ def records(requests: list[Any], ctx: Context, rules: Sequence[ResponseRule]) ->
     """Summarise every request, releasing each parsed params as soon as it is summarised."""
     heads = Heads()
     out = []
-    for i, request in enumerate(requests):
-        out.append(make_record(request["custom_id"], request["params"], ctx, rules, heads))
-        requests[i] = None
+    with gc_paused():
+        for i, request in enumerate(requests):
+            out.append(make_record(request["custom_id"], request["params"], ctx, rules, heads))
+            requests[i] = None
     return out

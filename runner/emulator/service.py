@@ -15,6 +15,7 @@ from runner.emulator.caching import PromptCache
 from runner.emulator.clock import Clock
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import Faults
+from runner.emulator.gcpause import gc_paused
 from runner.emulator.params import Context
 from runner.emulator.state import Batch, finalize, process
 from runner.emulator.store import Store
@@ -58,7 +59,8 @@ class Service:
             running = [
                 b for b in self._batches.values() if b.ended_at is None and b.records is not None
             ]
-            process(running, now, drain, self.faults, self._cache)
+            with gc_paused():
+                process(running, now, drain, self.faults, self._cache)
             for batch in running:
                 if batch.end_time(drain) <= now:
                     finalize(batch, batch.end_time(drain))
