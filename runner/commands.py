@@ -56,21 +56,28 @@ def _api_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def backend(remote: Remote) -> Iterator[Backend]:
-    """The API client; with --emulate an in-process emulator that lives for this command
-    only (its batches are gone afterwards: --emulate is for demos and dry runs)."""
+    """The API client, closed on the way out: a library caller (runner.api) is not left
+    with open connections that only a GC pass would find. With --emulate, an in-process
+    emulator that lives for this command only (its batches are gone afterwards: --emulate
+    is for demos and dry runs)."""
     if remote.emulate:
         from runner import emulator
 
-        with emulator.start(config=remote.emulator_config) as emu:
-            yield Backend.connect(emu.base_url, emulated=True)
+        with (
+            emulator.start(config=remote.emulator_config) as emu,
+            contextlib.closing(Backend.connect(emu.base_url, emulated=True)) as api,
+        ):
+            yield api
     elif remote.api_key is not None:
         if not remote.api_key:
             raise BatchrunError("api_key is empty: pass the key, or None to use ANTHROPIC_API_KEY")
         _check_key(remote.api_key, "api_key")
-        yield Backend.connect(remote.base_url, api_key=remote.api_key)
+        with contextlib.closing(Backend.connect(remote.base_url, api_key=remote.api_key)) as api:
+            yield api
     else:
         _check_key(os.environ.get("ANTHROPIC_API_KEY"), "ANTHROPIC_API_KEY")
-        yield Backend.connect(remote.base_url)
+        with contextlib.closing(Backend.connect(remote.base_url)) as api:
+            yield api
 
 
 def _check_key(key: str | None, name: str) -> None:
