@@ -106,7 +106,7 @@ def _rule(
 ) -> ResponseRule | None:
     if not rules:
         return None
-    text = prompt.text
+    text = prompt.text  # joined once, and only for a batch that has rules
     return next((r for r in rules if r.matches(custom_id, text)), None)
 
 
