@@ -109,6 +109,10 @@ class Backend:
         require_api_key()
         return cls(anthropic.Anthropic(base_url=base_url))
 
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
+
     def create(self, body: bytes, betas: Sequence[str]) -> RemoteBatch:
         """Post the exact chunk bytes. Raises Retryable (refused for now), RemoteError
         (refused for good) or CreateUncertain (may have been created)."""

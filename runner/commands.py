@@ -59,23 +59,30 @@ def _api_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def backend(remote: Remote) -> Iterator[Backend]:
-    """The API client; with --emulate an in-process emulator that lives for this command
-    only (its batches are gone afterwards: --emulate is for demos and dry runs). A real API's
-    client connects on first use (`Lazy`): a run with nothing to do never imports the SDK."""
+    """The API client, closed on the way out: a library caller (runner.api) is not left
+    with open connections that only a GC pass would find. With --emulate, an in-process
+    emulator that lives for this command only (its batches are gone afterwards: --emulate
+    is for demos and dry runs). A real API's client connects on first use (`Lazy`): a run
+    with nothing to do never imports the SDK."""
     if remote.emulate:
         from runner import emulator
 
-        with emulator.start(config=remote.emulator_config) as emu:
-            yield _connect(emu.base_url, emulated=True)
+        with (
+            emulator.start(config=remote.emulator_config) as emu,
+            contextlib.closing(_connect(emu.base_url, emulated=True)) as api,
+        ):
+            yield api
     elif remote.api_key is not None:
         if not remote.api_key:
             raise BatchrunError("api_key is empty: pass the key, or None to use ANTHROPIC_API_KEY")
         _check_key(remote.api_key, "api_key")
-        yield _lazy(remote.base_url, api_key=remote.api_key)
+        with contextlib.closing(_lazy(remote.base_url, api_key=remote.api_key)) as api:
+            yield api
     else:
         _check_key(os.environ.get("ANTHROPIC_API_KEY"), "ANTHROPIC_API_KEY")
         require_api_key()
-        yield _lazy(remote.base_url)
+        with contextlib.closing(_lazy(remote.base_url)) as api:
+            yield api
 
 
 def _connect(base_url: str | None, **how: Any) -> Backend:

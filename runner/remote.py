@@ -85,3 +85,9 @@ class Lazy(Generic[T]):
         if self._made is None:
             self._made = self._make()
         return getattr(self._made, name)
+
+    def close(self) -> None:
+        """Close the object if it was ever made; closing never makes it."""
+        closer = getattr(self._made, "close", None)
+        if closer is not None:
+            closer()

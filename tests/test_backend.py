@@ -94,3 +94,13 @@ def test_connect_without_key_is_a_clean_error(monkeypatch: pytest.MonkeyPatch) -
 
     with pytest.raises(BatchrunError, match="ANTHROPIC_API_KEY"):
         Backend.connect()
+
+
+def test_a_lazy_backend_that_was_never_used_closes_without_connecting() -> None:
+    """Closing the backend of a no-op run must not import the SDK just to close it."""
+    from runner.remote import Lazy
+
+    made: list[int] = []
+    lazy = Lazy(lambda: made.append(1))
+    lazy.close()
+    assert made == []

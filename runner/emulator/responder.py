@@ -62,15 +62,20 @@ _ROW_FIELDS = (
 
 
 def make_record(
-    custom_id: str, params: Any, ctx: params_check.Context, rules: Sequence[ResponseRule]
+    custom_id: str,
+    params: Any,
+    ctx: params_check.Context,
+    rules: Sequence[ResponseRule],
+    heads: prompt_mod.Heads | None = None,
 ) -> Record:
-    """Validate and summarise one request; an invalid one becomes an errored record."""
+    """Validate and summarise one request; an invalid one becomes an errored record.
+    `heads` is shared by the requests of one batch (see `prompt.Heads`)."""
     problem = params_check.check(params, ctx)
     if problem is not None:
         model = params.get("model") if isinstance(params, dict) else None
         return Record(custom_id, str(model), "invalid_request_error", problem)
-    prompt = prompt_mod.analyze(params)
-    rule = next((r for r in rules if r.matches(custom_id, prompt.text)), None)
+    prompt = prompt_mod.analyze(params, heads)
+    rule = _rule(rules, custom_id, prompt)
     model = params["model"]
     if rule is not None and rule.errored:
         message = rule.message or f"Emulated {rule.errored} (scripted by a responses rule)"
@@ -94,6 +99,15 @@ def make_record(
         message_id="msg_emu" + hashlib.sha256(f"{prompt.digest}\0{text}".encode()).hexdigest()[:20],
         thinking=thinking,
     )
+
+
+def _rule(
+    rules: Sequence[ResponseRule], custom_id: str, prompt: prompt_mod.Prompt
+) -> ResponseRule | None:
+    if not rules:
+        return None
+    text = prompt.text  # joined once, and only for a batch that has rules
+    return next((r for r in rules if r.matches(custom_id, text)), None)
 
 
 def _thinking(params: dict[str, Any], prompt: prompt_mod.Prompt) -> str | None:

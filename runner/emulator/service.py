@@ -4,6 +4,7 @@ generated outside it."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import threading
@@ -15,6 +16,7 @@ from runner.emulator.caching import PromptCache
 from runner.emulator.clock import Clock
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import Faults
+from runner.emulator.gcpause import gc_paused
 from runner.emulator.params import Context
 from runner.emulator.state import Batch, finalize, process
 from runner.emulator.store import Store
@@ -58,7 +60,8 @@ class Service:
             running = [
                 b for b in self._batches.values() if b.ended_at is None and b.records is not None
             ]
-            process(running, now, drain, self.faults, self._cache)
+            with gc_paused():
+                process(running, now, drain, self.faults, self._cache)
             for batch in running:
                 if batch.end_time(drain) <= now:
                     finalize(batch, batch.end_time(drain))
@@ -82,9 +85,30 @@ class Service:
 
         Only the synchronous checks run before answering; summarising a large batch's
         requests happens in a background thread so a 256 MB create is accepted in about
-        the time it takes to read and parse it.
+        the time it takes to read and parse it. The GC stays paused from the parse until
+        intake has released the parsed body, so no collection ever walks it (gcpause.py).
         """
-        requests, custom_ids = intake.parse(body, self.config.max_requests_per_batch)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(gc_paused())
+            requests, custom_ids = intake.parse(body, self.config.max_requests_per_batch)
+            batch, answer = self._register(custom_ids, origin)
+            pause = stack.pop_all()  # now intake's to end
+        if len(custom_ids) <= SYNC_SUMMARY_LIMIT:
+            self._summarise(batch, requests, ctx, pause)
+        else:
+            worker = threading.Thread(
+                target=self._summarise,
+                args=(batch, requests, ctx, pause),
+                name="emulator-intake",
+            )
+            self._workers.append(worker)
+            worker.start()
+        return answer
+
+    def _register(
+        self, custom_ids: list[str], origin: str
+    ) -> tuple[Batch, tuple[dict[str, Any], bool]]:
+        """Commit a new batch of `custom_ids` if the queue has room (contract 9)."""
         with self._lock:
             now = self.settle()
             self._check_queue(len(custom_ids), now)
@@ -104,19 +128,13 @@ class Service:
             fail = self.faults.commit_then_fail()
             if fail:
                 self._commit_then_fail.append(batch.id)
-            answer = wire.batch_json(batch, origin, now), fail
-        if len(custom_ids) <= SYNC_SUMMARY_LIMIT:
-            self._summarise(batch, requests, ctx)
-        else:
-            worker = threading.Thread(
-                target=self._summarise, args=(batch, requests, ctx), name="emulator-intake"
-            )
-            self._workers.append(worker)
-            worker.start()
-        return answer
+            return batch, (wire.batch_json(batch, origin, now), fail)
 
-    def _summarise(self, batch: Batch, requests: list[Any], ctx: Context) -> None:
-        records = intake.records(requests, ctx, self.config.responses)
+    def _summarise(
+        self, batch: Batch, requests: list[Any], ctx: Context, pause: contextlib.ExitStack
+    ) -> None:
+        with pause:
+            records = intake.records(requests, ctx, self.config.responses)
         with self._lock:
             batch.records = records
             self._save(batch, new=True)

@@ -218,6 +218,9 @@ def test_create_parse_leaves_the_gc_as_it_found_it(client: Anthropic) -> None:
     host that had turned it off)."""
     client.messages.batches.create(requests=requests(3))
     assert gc.isenabled()
+    with pytest.raises(anthropic.BadRequestError, match="Duplicate"):
+        client.messages.batches.create(requests=requests(3) + requests(1))
+    assert gc.isenabled()
     gc.disable()
     try:
         client.messages.batches.create(requests=requests(3, prefix="s"))

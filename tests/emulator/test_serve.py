@@ -4,6 +4,7 @@ client, and the background intake of large batches."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -86,11 +87,13 @@ def test_async_client(emu: Emulator) -> None:
 
 
 def test_large_batch_is_summarised_in_background(client: Anthropic) -> None:
-    """A batch above the synchronous limit stays in_progress until intake finishes."""
+    """A batch above the synchronous limit stays in_progress until intake finishes; the
+    intake thread ends the GC pause the create handed it."""
     batch = client.messages.batches.create(requests=requests(2_500))
     deadline = time.monotonic() + 30
     while client.messages.batches.retrieve(batch.id).processing_status != "ended":
         assert time.monotonic() < deadline
         time.sleep(0.02)
+    assert gc.isenabled()
     lines = list(client.messages.batches.results(batch.id))
     assert len(lines) == 2_500 and {line.result.type for line in lines} == {"succeeded"}
