@@ -135,6 +135,18 @@ def _system(params: Mapping[str, Any], _: Context) -> str | None:
     return _content(system, "system")
 
 
+def _tools(params: Mapping[str, Any], _: Context) -> str | None:
+    tools = params.get("tools")
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        return "tools: Input should be a valid list"
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            return f"tools.{i}: Input should be a valid dictionary"
+    return None
+
+
 def _content(content: Any, where: str) -> str | None:
     if isinstance(content, str):
         return None
@@ -164,4 +176,4 @@ def _cache(params: Mapping[str, Any], _: Context) -> str | None:
 
 
 Step = Callable[[Mapping[str, Any], Context], "str | None"]
-PROMPT_STEPS: tuple[Step, ...] = (_thinking, _messages, _system, _cache)
+PROMPT_STEPS: tuple[Step, ...] = (_thinking, _messages, _system, _tools, _cache)

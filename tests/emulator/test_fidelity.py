@@ -227,3 +227,23 @@ def test_create_parse_leaves_the_gc_as_it_found_it(client: Anthropic) -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("tools", "message"),
+    [
+        (5, "tools: Input should be a valid list"),
+        ([7], "tools.0: Input should be a valid dictionary"),
+    ],
+)
+def test_malformed_tools_are_an_errored_result_not_a_crash(
+    client: Anthropic, tools: Any, message: str
+) -> None:
+    """A request with a malformed `tools` errors on its own; the batch still ends (intake
+    used to crash on it, leaving a committed batch in_progress for ever)."""
+    reqs = [request("ok"), request("bad", tools=tools)]
+    results = results_of(client, reqs)
+    assert results["ok"].type == "succeeded"
+    assert results["bad"].type == "errored"
+    assert results["bad"].error.error.type == "invalid_request_error"
+    assert results["bad"].error.error.message == message
