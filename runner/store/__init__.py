@@ -334,13 +334,14 @@ class Store(Reads, SinkFeed):
         self._replace_rows("dead", "results", dead)
 
     def _replace_rows(self, table: str, other: str, rows: Sequence[tuple[str, str, Any]]) -> None:
-        """An input has a result or a dead letter, never both: set one, drop the other."""
+        """An input has a result or a dead letter, never both: set one, drop the other.
+        A stored row gets a new `seq`, so the sink is fed it (sinkfeed.py)."""
         if not rows:
             return
-        self.db.executemany(f"DELETE FROM {other} WHERE input_key = ?", [(r[0],) for r in rows])
+        if self.db.execute(f"SELECT EXISTS (SELECT 1 FROM {other})").fetchone()[0]:
+            self.db.executemany(f"DELETE FROM {other} WHERE input_key = ?", [(r[0],) for r in rows])
         self.db.executemany(
-            f"INSERT OR REPLACE INTO {table} (input_key, custom_id, record, written) "
-            "VALUES (?, ?, ?, 0)",
+            f"INSERT OR REPLACE INTO {table} (input_key, custom_id, record) VALUES (?, ?, ?)",
             [(key, cid, _dumps(rec)) for key, cid, rec in rows],
         )
 
@@ -355,8 +356,7 @@ class Store(Reads, SinkFeed):
                 )
                 self.db.execute("DELETE FROM results WHERE input_key = ?", (d.input_key,))
                 self.db.execute(
-                    "INSERT OR REPLACE INTO dead (input_key, custom_id, record, written) "
-                    "VALUES (?, ?, ?, 0)",
+                    "INSERT OR REPLACE INTO dead (input_key, custom_id, record) VALUES (?, ?, ?)",
                     (d.input_key, d.custom_id, _dumps(d)),
                 )
 
