@@ -26,6 +26,7 @@ def test_new_state_is_at_the_current_schema_version(tmp_path: Path) -> None:
     assert store.created
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA page_size").fetchone()[0] == 16384
     store.close()
     again = Store.open(tmp_path / "s")
     assert not again.created

@@ -107,8 +107,15 @@ class Store(Reads, SinkFeed):
         """Open (creating and migrating as needed) the state in `state_dir`."""
         state_dir.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(state_dir / "state.db", timeout=30, isolation_level=None)
+        # Only a new database takes it (before WAL is on): 16 KB pages made a 100k collect's
+        # commit and checkpoint ~40% cheaper than 4 KB; existing states keep their size.
+        db.execute("PRAGMA page_size=16384")
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a committed row survives power loss too
+        # A committed row survives power loss too. Not NORMAL for collect either: it saved
+        # nothing measurable (a collect's commit checkpoints, which fsyncs anyway), and a
+        # collect lost to a power cut is collected again, unless the batch's results have
+        # just passed their 29 days: then its requests would be submitted and billed twice.
+        db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=30000")
         # A collect writes ~250 MB of records in one transaction: the default 2 MB page cache
         # spilled to the WAL mid-transaction again and again.
