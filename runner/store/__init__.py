@@ -347,9 +347,9 @@ class Store(Reads, SinkFeed):
             return
         if self.db.execute(f"SELECT EXISTS (SELECT 1 FROM {other})").fetchone()[0]:
             self.db.executemany(f"DELETE FROM {other} WHERE input_key = ?", [(r[0],) for r in rows])
-        self.db.executemany(
+        self.db.executemany(  # serialised one at a time: a page of them was ~3 MB to churn
             f"INSERT OR REPLACE INTO {table} (input_key, custom_id, record) VALUES (?, ?, ?)",
-            [(key, cid, _dumps(rec)) for key, cid, rec in rows],
+            ((key, cid, _dumps(rec)) for key, cid, rec in rows),
         )
 
     def refuse_results(self, letters: Sequence[DeadLetter]) -> None:
