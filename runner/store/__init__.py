@@ -347,7 +347,7 @@ class Store(Reads, SinkFeed):
             return
         if self.db.execute(f"SELECT EXISTS (SELECT 1 FROM {other})").fetchone()[0]:
             self.db.executemany(f"DELETE FROM {other} WHERE input_key = ?", [(r[0],) for r in rows])
-        self.db.executemany(  # serialised one at a time: a page of them was ~3 MB to churn
+        self.db.executemany(  # serialised as SQLite binds each: one alive at a time, not a page
             f"INSERT OR REPLACE INTO {table} (input_key, custom_id, record) VALUES (?, ?, ?)",
             ((key, cid, _dumps(rec)) for key, cid, rec in rows),
         )
