@@ -259,10 +259,10 @@ def flush_sink(ctx: Context) -> int:
     if written is None:
         written = _flush_records(ctx)
     for dpage in ctx.store.unwritten_dead():
-        ctx.sink.upsert_dead([letter for _, letter in dpage])
+        ctx.sink.upsert_dead([letter for _, letter in dpage.rows])
         ctx.sink.flush()
-        ctx.store.mark_written("dead", [(letter.input_key, cid) for cid, letter in dpage])
-        written += len(dpage)
+        ctx.store.mark_written("dead", dpage.through)
+        written += len(dpage.rows)
     return written
 
 
@@ -270,14 +270,14 @@ def _flush_records(ctx: Context) -> int:
     written = 0
     for page in ctx.store.unwritten_results():
         try:
-            ctx.sink.upsert([rec for _, rec in page])
+            ctx.sink.upsert([rec for _, rec in page.rows])
         except SinkRecordErrors as exc:  # the other records were written
-            _refused_by_sink(ctx, page, exc.errors)
+            _refused_by_sink(ctx, page.rows, exc.errors)
         crashpoint.hit("mid_sink_write")
         ctx.sink.flush()
         crashpoint.hit("after_sink_write")
-        ctx.store.mark_written("results", [(rec.input_key, cid) for cid, rec in page])
-        written += len(page)
+        ctx.store.mark_written("results", page.through)
+        written += len(page.rows)
     return written
 
 
@@ -289,12 +289,12 @@ def _flush_lines(ctx: Context) -> int | None:
         return None
     written = 0
     for page in ctx.store.unwritten_result_lines():
-        upsert_lines(page)
+        upsert_lines(page.rows)
         crashpoint.hit("mid_sink_write")
         ctx.sink.flush()
         crashpoint.hit("after_sink_write")
-        ctx.store.mark_written("results", [(key, cid) for key, cid, _ in page])
-        written += len(page)
+        ctx.store.mark_written("results", page.through)
+        written += len(page.rows)
     return written
 
 

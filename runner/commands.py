@@ -121,8 +121,7 @@ def pricer(job: JobSpec) -> Pricer:
         prices = pricing.price_for(model, job.pricing)
         if prices is None:
             return None, None
-        batch = pricing.cost_usd(usage, prices, batch=True, model=model)
-        return batch, pricing.cost_usd(usage, prices, batch=False, model=model)
+        return pricing.costs(usage, prices, model=model)
 
     return price
 

@@ -163,13 +163,17 @@ def cost_usd(
     `batch=False` gives what the same call would cost on the standard Messages API. `model`,
     when given, decides whether the US-geo multiplier can apply (else `prices` does).
     """
+    return costs(usage, prices, model=model)[0 if batch else 1]
+
+
+def costs(
+    usage: Mapping[str, Any], prices: Prices, *, model: str | None = None
+) -> tuple[float, float]:
+    """(`cost_usd` at batch prices, `cost_usd` on the standard API) in one pass over `usage`:
+    collect prices every result both ways, and reading the usage was most of the work."""
     write_5m, write_1h = cache_writes(usage)
     uncached, read = _n(usage, "input_tokens"), _n(usage, "cache_read_input_tokens")
     tier = prices.for_prompt(uncached + write_5m + write_1h + read)
-    geo_applies = us_geo_applies(model) if model is not None else prices.us_geo_applies
-    multiplier = BATCH_MULTIPLIER if batch else 1.0
-    if geo_applies and usage.get("inference_geo") == "us":
-        multiplier *= US_GEO_MULTIPLIER
     per_million = (
         uncached * tier.input
         + write_5m * tier.cache_write_5m
@@ -177,4 +181,9 @@ def cost_usd(
         + read * tier.cache_read
         + _n(usage, "output_tokens") * tier.output
     )
-    return multiplier * per_million / 1e6
+    batch, standard = BATCH_MULTIPLIER, 1.0
+    geo_applies = us_geo_applies(model) if model is not None else prices.us_geo_applies
+    if geo_applies and usage.get("inference_geo") == "us":
+        batch *= US_GEO_MULTIPLIER
+        standard *= US_GEO_MULTIPLIER
+    return batch * per_million / 1e6, standard * per_million / 1e6

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runner import pricing
 from runner.spec import PriceOverride
@@ -150,3 +152,58 @@ def test_haiku_5_5_tiers_by_total_prompt() -> None:
     usage = {"input_tokens": 1, "cache_read_input_tokens": 100_000, "output_tokens": 10}
     long = pricing.cost_usd(usage, prices)
     assert long == pytest.approx(0.5 * (1 * 0.50 + 100_000 * 0.05 + 10 * 2.50) / 1e6)
+
+
+def _cost_as_released(
+    usage: dict[str, Any], prices: pricing.Prices, batch: bool, model: str
+) -> float:
+    """The formula as it was before `costs` priced both ways in one pass, kept verbatim:
+    stored costs and reports must not move by one ulp."""
+    write_5m, write_1h = pricing.cache_writes(usage)
+    uncached = int(usage.get("input_tokens") or 0)
+    read = int(usage.get("cache_read_input_tokens") or 0)
+    tier = prices.for_prompt(uncached + write_5m + write_1h + read)
+    multiplier = pricing.BATCH_MULTIPLIER if batch else 1.0
+    if pricing.us_geo_applies(model) and usage.get("inference_geo") == "us":
+        multiplier *= pricing.US_GEO_MULTIPLIER
+    per_million = (
+        uncached * tier.input
+        + write_5m * tier.cache_write_5m
+        + write_1h * tier.cache_write_1h
+        + read * tier.cache_read
+        + int(usage.get("output_tokens") or 0) * tier.output
+    )
+    return multiplier * per_million / 1e6
+
+
+_count = st.one_of(st.none(), st.integers(0, 300_000))
+
+
+@given(
+    model=st.sampled_from(["claude-sonnet-4-6", "claude-haiku-5-5", "claude-haiku-4-5"]),
+    counts=st.fixed_dictionaries(
+        {"input_tokens": _count, "output_tokens": _count, "cache_read_input_tokens": _count}
+    ),
+    split=st.one_of(st.none(), st.tuples(st.integers(0, 300_000), st.integers(0, 300_000)), _count),
+    geo=st.sampled_from([None, "us", "global"]),
+)
+def test_costs_are_exactly_the_released_formula(
+    model: str, counts: dict[str, Any], split: Any, geo: str | None
+) -> None:
+    """Both prices of one pass equal, bit for bit, what `cost_usd` computed each way."""
+    usage: dict[str, Any] = {**counts, "inference_geo": geo}
+    if isinstance(split, tuple):
+        five, one = split
+        usage["cache_creation"] = {
+            "ephemeral_5m_input_tokens": five,
+            "ephemeral_1h_input_tokens": one,
+        }
+    else:
+        usage["cache_creation_input_tokens"] = split
+    prices = pricing.price_for(model)
+    assert prices is not None
+    expected = tuple(_cost_as_released(usage, prices, b, model) for b in (True, False))
+    assert pricing.costs(usage, prices, model=model) == expected
+    assert pricing.costs(usage, prices) == expected  # the model's own row decides the same
+    both = [pricing.cost_usd(usage, prices, b, model=model) for b in (True, False)]
+    assert tuple(both) == expected

@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
+from runner import executor
 from runner.records import DeadLetter, ResultRecord
 from runner.store import MIGRATIONS, SCHEMA_VERSION, LockHeld, Outcome, Store, default_state_dir
 from tests.conftest import REPO
+from tests.fakes import Harness
 
 
 def result(key: str, cid: str) -> ResultRecord:
@@ -23,6 +26,7 @@ def test_new_state_is_at_the_current_schema_version(tmp_path: Path) -> None:
     assert store.created
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA page_size").fetchone()[0] == 16384
     store.close()
     again = Store.open(tmp_path / "s")
     assert not again.created
@@ -106,8 +110,8 @@ def test_outcomes_and_streamed_reads(tmp_path: Path) -> None:
     assert len(keys) == 2499 and keys == sorted(keys)
     assert [d.custom_id for d in store.iter_dead()] == ["c0"]
     pages = list(store.unwritten_results())
-    assert sum(len(p) for p in pages) == 2499
-    store.mark_written("results", [(r.input_key, c) for p in pages for c, r in p])
+    assert sum(len(p.rows) for p in pages) == 2499
+    store.mark_written("results", pages[-1].through)
     assert list(store.unwritten_results()) == []
     assert store.status_counts() == {"succeeded": 2499, "dead": 1}
 
@@ -120,14 +124,105 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     assert store.get_meta("a") is None
 
 
-def test_unwritten_rows_are_found_through_an_index(tmp_path: Path) -> None:
+def test_unwritten_rows_are_read_as_a_range_of_the_table(tmp_path: Path) -> None:
     """Feeding the sink must not scan every stored record (a no-op re-run at 100k did)."""
     store = Store.open(tmp_path)
     for table in ("results", "dead"):
         plan = store.db.execute(
-            f"EXPLAIN QUERY PLAN SELECT input_key, custom_id, record FROM {table} "
-            "WHERE written = 0 AND input_key > ? ORDER BY input_key LIMIT ?",
-            ("", 10),
+            f"EXPLAIN QUERY PLAN SELECT input_key, custom_id, record, seq FROM {table} "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (0, 10),
         ).fetchall()
-        assert f"USING INDEX {table}_unwritten" in str(plan)
+        assert "USING INTEGER PRIMARY KEY (rowid>?)" in str(plan)
     store.close()
+
+
+def v2_state(folder: Path) -> sqlite3.Connection:
+    """A state as batchrun with schema 2 left it: its released migrations, nothing newer."""
+    folder.mkdir(parents=True)
+    db = sqlite3.connect(folder / "state.db", isolation_level=None)
+    for script in MIGRATIONS[:2]:
+        db.executescript(script)
+    db.execute("PRAGMA user_version = 2")
+    return db
+
+
+def dead_letter(key: str, cid: str) -> DeadLetter:
+    return DeadLetter(key, None, cid, "errored", "invalid_request_error", "m", 1, "b1", "s", "t")
+
+
+def test_migration_from_v2_feeds_only_what_was_not_written(tmp_path: Path) -> None:
+    """Schema 3 keeps every stored row, and the sink gets exactly the rows schema 2 had
+    not marked written; a later replacement and a lost sink are fed as before."""
+    db = v2_state(tmp_path / "s")
+    stored = {key: orjson.dumps(result(key, f"c{key}")) for key in ("k1", "k2", "k3")}
+    for key, written in (("k1", 1), ("k2", 0), ("k3", 1)):
+        db.execute(
+            "INSERT INTO results VALUES (?, ?, ?, ?)", (key, f"c{key}", stored[key], written)
+        )
+    for key, written in (("k4", 0), ("k5", 1)):
+        letter = orjson.dumps(dead_letter(key, f"c{key}"))
+        db.execute("INSERT INTO dead VALUES (?, ?, ?, ?)", (key, f"c{key}", letter, written))
+    db.close()
+    store = Store.open(tmp_path / "s")
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert [r.input_key for r in store.iter_results()] == ["k1", "k2", "k3"]
+    assert [d.input_key for d in store.iter_dead()] == ["k4", "k5"]
+    pages = list(store.unwritten_result_lines())
+    assert [row for p in pages for row in p.rows] == [("k2", "ck2", stored["k2"])]
+    assert [cid for p in store.unwritten_dead() for cid, _ in p.rows] == ["ck4"]
+    store.mark_written("results", pages[-1].through)
+    assert list(store.unwritten_result_lines()) == []
+    with store.transaction():
+        store.record_outcomes("b1", [Outcome("new1", "succeeded", result=result("k1", "new1"))])
+    assert [cid for p in store.unwritten_results() for cid, _ in p.rows] == ["new1"]
+    store.mark_all_unwritten()
+    assert sorted(k for p in store.unwritten_result_lines() for k, _, _ in p.rows) == [
+        "k1", "k2", "k3"
+    ]  # fmt: skip
+    assert len([d for p in store.unwritten_dead() for d in p.rows]) == 2
+    store.close()
+
+
+def test_a_row_stored_after_the_newest_was_deleted_is_still_fed(tmp_path: Path) -> None:
+    """Deleting the newest row must not hand its number to the next one: that row would
+    sit under the sink's mark and never reach the sink."""
+    store = Store.open(tmp_path / "s")
+    with store.transaction():
+        store.record_outcomes("b", [Outcome(c, "succeeded", result=result(k, c))
+                                    for k, c in (("k1", "c1"), ("k2", "c2"))])  # fmt: skip
+    store.mark_written("results", next(store.unwritten_results()).through)
+    store.refuse_results([dead_letter("k2", "c2")])  # deletes the newest result row
+    with store.transaction():
+        store.record_outcomes("b", [Outcome("c3", "succeeded", result=result("k3", "c3"))])
+    assert [cid for p in store.unwritten_results() for cid, _ in p.rows] == ["c3"]
+    assert [cid for p in store.unwritten_dead() for cid, _ in p.rows] == ["c2"]
+    store.close()
+
+
+def test_a_run_on_a_v2_state_writes_what_it_had_not_written(tmp_path: Path) -> None:
+    """A finished job left by schema 2 with one result not yet in its sink: the next run
+    appends that one line, keeps the others as they were, and submits nothing."""
+    h = Harness(tmp_path, {f"k{i}": f"text {i}" for i in range(3)})
+    requests = list(h.compiler.iter_requests(h.job))
+    db = v2_state(h.state)
+    lines = [orjson.dumps(result(r.input_key, r.custom_id)) for r in requests]
+    for r, line, written in zip(requests, lines, (1, 0, 1), strict=True):
+        db.execute(
+            "INSERT INTO requests (custom_id, input_key, input_path, status, attempts, "
+            "batch_id) VALUES (?, ?, ?, 'succeeded', 1, 'b1')",
+            (r.custom_id, r.input_key, r.input_path),
+        )
+        db.execute(
+            "INSERT INTO results VALUES (?, ?, ?, ?)", (r.input_key, r.custom_id, line, written)
+        )
+    db.close()
+    out = h.job.output.path
+    out.parent.mkdir(parents=True)
+    out.write_bytes(lines[0] + b"\n" + lines[2] + b"\n")
+    ctx = h.context()
+    ctx.store.lock()
+    assert executor.run(ctx, no_wait=True).finished
+    ctx.store.close()
+    assert out.read_bytes() == lines[0] + b"\n" + lines[2] + b"\n" + lines[1] + b"\n"
+    assert h.api.batches == {}

@@ -107,8 +107,15 @@ class Store(Reads, SinkFeed):
         """Open (creating and migrating as needed) the state in `state_dir`."""
         state_dir.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(state_dir / "state.db", timeout=30, isolation_level=None)
+        # Only a new database takes it (before WAL is on): 16 KB pages made a 100k collect's
+        # commit and checkpoint ~40% cheaper than 4 KB; existing states keep their size.
+        db.execute("PRAGMA page_size=16384")
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a committed row survives power loss too
+        # A committed row survives power loss too. Not NORMAL for collect either: it saved
+        # nothing measurable (a collect's commit checkpoints, which fsyncs anyway), and a
+        # collect lost to a power cut is collected again, unless the batch's results have
+        # just passed their 29 days: then its requests would be submitted and billed twice.
+        db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=30000")
         # A collect writes ~250 MB of records in one transaction: the default 2 MB page cache
         # spilled to the WAL mid-transaction again and again.
@@ -334,14 +341,15 @@ class Store(Reads, SinkFeed):
         self._replace_rows("dead", "results", dead)
 
     def _replace_rows(self, table: str, other: str, rows: Sequence[tuple[str, str, Any]]) -> None:
-        """An input has a result or a dead letter, never both: set one, drop the other."""
+        """An input has a result or a dead letter, never both: set one, drop the other.
+        A stored row gets a new `seq`, so the sink is fed it (sinkfeed.py)."""
         if not rows:
             return
-        self.db.executemany(f"DELETE FROM {other} WHERE input_key = ?", [(r[0],) for r in rows])
-        self.db.executemany(
-            f"INSERT OR REPLACE INTO {table} (input_key, custom_id, record, written) "
-            "VALUES (?, ?, ?, 0)",
-            [(key, cid, _dumps(rec)) for key, cid, rec in rows],
+        if self.db.execute(f"SELECT EXISTS (SELECT 1 FROM {other})").fetchone()[0]:
+            self.db.executemany(f"DELETE FROM {other} WHERE input_key = ?", [(r[0],) for r in rows])
+        self.db.executemany(  # serialised as SQLite binds each: one alive at a time, not a page
+            f"INSERT OR REPLACE INTO {table} (input_key, custom_id, record) VALUES (?, ?, ?)",
+            ((key, cid, _dumps(rec)) for key, cid, rec in rows),
         )
 
     def refuse_results(self, letters: Sequence[DeadLetter]) -> None:
@@ -355,8 +363,7 @@ class Store(Reads, SinkFeed):
                 )
                 self.db.execute("DELETE FROM results WHERE input_key = ?", (d.input_key,))
                 self.db.execute(
-                    "INSERT OR REPLACE INTO dead (input_key, custom_id, record, written) "
-                    "VALUES (?, ?, ?, 0)",
+                    "INSERT OR REPLACE INTO dead (input_key, custom_id, record) VALUES (?, ?, ?)",
                     (d.input_key, d.custom_id, _dumps(d)),
                 )
 

@@ -8,7 +8,28 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+
+def _fed_in_order(table: str) -> str:
+    """Migration 3 for `table`: rebuild it numbered by `seq`, and set its sink mark."""
+    return f"""
+    ALTER TABLE {table} RENAME TO {table}_v2;
+    CREATE TABLE {table} (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        input_key TEXT NOT NULL UNIQUE,
+        custom_id TEXT NOT NULL,
+        record BLOB NOT NULL
+    );
+    INSERT INTO {table} (input_key, custom_id, record)
+        SELECT input_key, custom_id, record FROM {table}_v2 WHERE written = 1 ORDER BY input_key;
+    INSERT OR REPLACE INTO meta (key, value)
+        VALUES ('sink_fed_{table}', (SELECT COALESCE(MAX(seq), 0) FROM {table}));
+    INSERT INTO {table} (input_key, custom_id, record)
+        SELECT input_key, custom_id, record FROM {table}_v2 WHERE written = 0 ORDER BY input_key;
+    DROP TABLE {table}_v2;
+    """
+
 
 # One entry per schema version: MIGRATIONS[i] moves a database from version i to i + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -74,6 +95,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX results_unwritten ON results (input_key) WHERE written = 0;
     CREATE INDEX dead_unwritten ON dead (input_key) WHERE written = 0;
     """,
+    # 3: the sink is fed in the order rows were stored, up to a mark in `meta`
+    # (sinkfeed.py), instead of a `written` flag per row: setting the flag rewrote every
+    # ~1-3 KB record once more. `seq` never goes back (AUTOINCREMENT does not reuse the
+    # number of a deleted newest row), so a row stored after the mark is always fed. Rows
+    # written before sort first and the mark goes after them; unwritten rows come after it.
+    _fed_in_order("results") + _fed_in_order("dead"),
 )
 
 

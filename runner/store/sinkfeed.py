@@ -1,12 +1,20 @@
 """Feeding the sink from state: pages of collected rows not yet confirmed written, and the
-marks that confirm them. A crash between the two leaves rows to re-apply, never a gap."""
+mark that confirms them. A crash between the two leaves rows to re-apply, never a gap.
+
+Every result and dead letter row gets a `seq` when stored, from a counter that only grows
+(schema 3), and `meta` keeps, per table, the `seq` up to which the sink holds every row
+(`sink_fed_results`, `sink_fed_dead`). The sink is fed in `seq` order, so confirming a page
+is one write of its last `seq`, whatever its size; a row replaced after being fed (a newer
+result of its input) is stored under a new, higher `seq` and so is fed again.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 import orjson
 
@@ -16,6 +24,17 @@ from runner.records import DeadLetter, ResultRecord
 # page of 1000 cost 200 fsyncs per 100k results; 5000 rows of ~2.5 KB stay ~12 MB.
 PAGE = 5000
 
+Table = Literal["results", "dead"]
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class FeedPage(Generic[Row]):
+    """Rows for the sink, and the mark that confirms them once the sink holds them."""
+
+    rows: list[Row]
+    through: int  # the last `seq` of the page: pass it to `mark_written`
+
 
 class SinkFeed:
     """Mixed into `Store`."""
@@ -23,44 +42,51 @@ class SinkFeed:
     db: sqlite3.Connection
     transaction: Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]
 
-    def unwritten_results(self) -> Iterator[list[tuple[str, ResultRecord]]]:
+    def unwritten_results(self) -> Iterator[FeedPage[tuple[str, ResultRecord]]]:
         """Pages of (custom_id, record) collected but not yet confirmed written to the sink."""
-        for page in self._pages("results"):
-            yield [(cid, ResultRecord(**orjson.loads(rec))) for cid, rec in page]
+        for rows, through in self._pages("results"):
+            yield FeedPage([(r[1], ResultRecord(**orjson.loads(r[2]))) for r in rows], through)
 
-    def unwritten_result_lines(self) -> Iterator[list[tuple[str, str, bytes]]]:
+    def unwritten_result_lines(self) -> Iterator[FeedPage[tuple[str, str, bytes]]]:
         """Like `unwritten_results`, as (input_key, custom_id, the record's stored orjson
         bytes): for a sink that writes those bytes as they are (JsonlSink.upsert_lines)."""
-        for page in self._pages("results", with_key=True):
-            yield [(key, cid, bytes(rec)) for key, cid, rec in page]
+        for rows, through in self._pages("results"):
+            yield FeedPage([(r[0], r[1], bytes(r[2])) for r in rows], through)
 
-    def unwritten_dead(self) -> Iterator[list[tuple[str, DeadLetter]]]:
-        for page in self._pages("dead"):
-            yield [(cid, DeadLetter(**orjson.loads(rec))) for cid, rec in page]
+    def unwritten_dead(self) -> Iterator[FeedPage[tuple[str, DeadLetter]]]:
+        for rows, through in self._pages("dead"):
+            yield FeedPage([(r[1], DeadLetter(**orjson.loads(r[2]))) for r in rows], through)
 
-    def _pages(self, table: str, with_key: bool = False) -> Iterator[list[Any]]:
-        last = ""
+    def _pages(self, table: Table) -> Iterator[tuple[list[Any], int]]:
+        """(rows of input_key, custom_id, record; the last seq) after the table's mark."""
+        last = self._fed_through(table)
         while True:
             rows = self.db.execute(
-                f"SELECT input_key, custom_id, record FROM {table} "
-                "WHERE written = 0 AND input_key > ? ORDER BY input_key LIMIT ?",
+                f"SELECT input_key, custom_id, record, seq FROM {table} "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
                 (last, PAGE),
             ).fetchall()
             if not rows:
                 return
-            yield [tuple(r) for r in rows] if with_key else [(r[1], r[2]) for r in rows]
-            last = rows[-1][0]
+            last = rows[-1][3]
+            yield rows, last
 
-    def mark_written(self, table: str, pairs: Sequence[tuple[str, str]]) -> None:
-        """Mark (input_key, custom_id) as in the sink, unless replaced meanwhile."""
+    def _fed_through(self, table: Table) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (f"sink_fed_{table}",))
+        found = row.fetchone()
+        return int(found[0]) if found else 0
+
+    def mark_written(self, table: Table, through: int) -> None:
+        """The sink holds every row of `table` up to `seq` `through` (a page's `through`):
+        do not feed them again. Rows stored since, replacements included, come later."""
         assert table in ("results", "dead")
         with self.transaction() as db:
-            db.executemany(
-                f"UPDATE {table} SET written = 1 WHERE input_key = ? AND custom_id = ?", pairs
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (f"sink_fed_{table}", str(through)),
             )
 
     def mark_all_unwritten(self) -> None:
         """The sink was lost or replaced: feed it everything again."""
         with self.transaction() as db:
-            db.execute("UPDATE results SET written = 0")
-            db.execute("UPDATE dead SET written = 0")
+            db.execute("DELETE FROM meta WHERE key IN ('sink_fed_results', 'sink_fed_dead')")
