@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from runner import crashpoint, log
+from runner import crashpoint, log, pricing
 from runner.context import Context
 from runner.records import DeadLetter, ResultRecord
 from runner.remote import BatchGone, RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
@@ -238,11 +238,9 @@ def _succeeded(
 
 
 def _tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
-    creation = usage.get("cache_creation") or {}
-    w5 = int(creation.get("ephemeral_5m_input_tokens") or 0)
-    w1 = int(creation.get("ephemeral_1h_input_tokens") or 0)
-    if not creation:  # older shape: one figure, taken as 5-minute writes
-        w5 = int(usage.get("cache_creation_input_tokens") or 0)
+    """The usage figures the cost report sums; cache writes split by pricing's own rule, so
+    the tokens reported and the dollars charged for them always agree."""
+    w5, w1 = pricing.cache_writes(usage)
     return (
         int(usage.get("input_tokens") or 0),
         w5,

@@ -207,3 +207,14 @@ def test_costs_are_exactly_the_released_formula(
     assert pricing.costs(usage, prices) == expected  # the model's own row decides the same
     both = [pricing.cost_usd(usage, prices, b, model=model) for b in (True, False)]
     assert tuple(both) == expected
+
+
+def test_reported_cache_writes_follow_the_priced_split() -> None:
+    """An empty `cache_creation` split prices no cache writes; the report must count none
+    either (it used to count cache_creation_input_tokens as 5-minute writes)."""
+    from runner.collect import _tokens
+
+    usage = {"input_tokens": 5, "cache_creation_input_tokens": 40, "cache_creation": {}}
+    assert _tokens(usage)[1:3] == pricing.cache_writes(usage) == (0, 0)
+    older = {"input_tokens": 5, "cache_creation_input_tokens": 40}
+    assert _tokens(older)[1:3] == pricing.cache_writes(older) == (40, 0)
