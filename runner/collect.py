@@ -9,7 +9,7 @@ nothing lost); a crash after it leaves rows unwritten (re-applied to the idempot
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from runner.records import DeadLetter, ResultRecord
 from runner.remote import BatchGone, RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.sinks.files import SinkRecordError, SinkRecordErrors
 from runner.store import PAGE, BatchRow, Outcome
+from runner.store.sinkfeed import FeedPage, Row, Table
 
 RETRYABLE_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
 # Clean reads that may come back short before missing lines count as lost requests (a
@@ -252,48 +253,44 @@ def _tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
 
 def flush_sink(ctx: Context) -> int:
     """Write every collected-but-unwritten result and dead letter to the sink, make it
-    durable, then mark the rows written. Safe to repeat: the sink is idempotent."""
-    written = _flush_lines(ctx)
-    if written is None:
-        written = _flush_records(ctx)
-    for dpage in ctx.store.unwritten_dead():
-        ctx.sink.upsert_dead([letter for _, letter in dpage.rows])
-        ctx.sink.flush()
-        ctx.store.mark_written("dead", dpage.through)
-        written += len(dpage.rows)
-    return written
-
-
-def _flush_records(ctx: Context) -> int:
-    written = 0
-    for page in ctx.store.unwritten_results():
-        try:
-            ctx.sink.upsert([rec for _, rec in page.rows])
-        except SinkRecordErrors as exc:  # the other records were written
-            _refused_by_sink(ctx, page.rows, exc.errors)
-        crashpoint.hit("mid_sink_write")
-        ctx.sink.flush()
-        crashpoint.hit("after_sink_write")
-        ctx.store.mark_written("results", page.through)
-        written += len(page.rows)
-    return written
-
-
-def _flush_lines(ctx: Context) -> int | None:
-    """`flush_sink`'s results for a sink that takes the stored bytes as they are (same
-    steps, no decode and re-encode). None: the sink cannot, use the records."""
+    durable, then mark the rows written. Safe to repeat: the sink is idempotent. A sink
+    that takes the stored bytes as they are (`upsert_lines`) gets them without a decode and
+    re-encode; any other gets records."""
     upsert_lines = getattr(ctx.sink, "upsert_lines", None)
-    if upsert_lines is None:
-        return None
+    if upsert_lines is not None:
+        written = _feed(ctx, "results", ctx.store.unwritten_result_lines(), upsert_lines)
+    else:
+        written = _feed(
+            ctx, "results", ctx.store.unwritten_results(), lambda rows: _upsert(ctx, rows)
+        )
+    return written + _feed(
+        ctx,
+        "dead",
+        ctx.store.unwritten_dead(),
+        lambda rows: ctx.sink.upsert_dead([letter for _, letter in rows]),
+    )
+
+
+def _feed(
+    ctx: Context, table: Table, pages: Iterable[FeedPage[Row]], write: Callable[[list[Row]], object]
+) -> int:
+    """Each page: write it, make the sink durable, then confirm it in state."""
     written = 0
-    for page in ctx.store.unwritten_result_lines():
-        upsert_lines(page.rows)
+    for page in pages:
+        write(page.rows)
         crashpoint.hit("mid_sink_write")
         ctx.sink.flush()
         crashpoint.hit("after_sink_write")
-        ctx.store.mark_written("results", page.through)
+        ctx.store.mark_written(table, page.through)
         written += len(page.rows)
     return written
+
+
+def _upsert(ctx: Context, rows: list[tuple[str, ResultRecord]]) -> None:
+    try:
+        ctx.sink.upsert([rec for _, rec in rows])
+    except SinkRecordErrors as exc:  # the other records were written
+        _refused_by_sink(ctx, rows, exc.errors)
 
 
 def _refused_by_sink(
