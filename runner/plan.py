@@ -219,10 +219,12 @@ class _Estimator:
         if self.prices is None or self.cost is None:
             return
         upper, usual = {**usage, "output_tokens": maximum}, {**usage, "output_tokens": typical}
-        self.cost.batch_usd += pricing.cost_usd(upper, self.prices)
-        self.cost.batch_typical_usd += pricing.cost_usd(usual, self.prices)
-        self.cost.standard_usd += pricing.cost_usd(upper, self.prices, batch=False)
-        self.cost.standard_typical_usd += pricing.cost_usd(usual, self.prices, batch=False)
+        upper_batch, upper_standard = pricing.costs(upper, self.prices)
+        usual_batch, usual_standard = pricing.costs(usual, self.prices)
+        self.cost.batch_usd += upper_batch
+        self.cost.batch_typical_usd += usual_batch
+        self.cost.standard_usd += upper_standard
+        self.cost.standard_typical_usd += usual_standard
 
     def finish(self) -> None:
         if self.cost is not None and self.prices is not None:

@@ -17,7 +17,6 @@ from typing import Any, Literal
 #   succeeded final: has a result in the sink
 #   dead      final: a dead letter (non-retryable error, or attempts exhausted)
 RequestStatus = Literal["pending", "in_flight", "retry", "canceled", "succeeded", "dead"]
-FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "dead"})
 
 Outcome = Literal["succeeded", "errored", "canceled", "expired"]
 

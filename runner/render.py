@@ -28,7 +28,6 @@ from runner.spec import JobSpec, Template
 if TYPE_CHECKING:
     from runner.inputs import InputItem
 
-CONTEXT_NAMES = frozenset({"input", "vars", "job"})
 FILE_INPUT_FIELDS = frozenset({"path", "name", "stem", "text", "bytes"})
 BINARY_INPUT_FIELDS = FILE_INPUT_FIELDS - {"text"}  # as: document | image
 RECORD_INPUT_FIELDS = frozenset({"record", "line"})

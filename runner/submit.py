@@ -36,7 +36,6 @@ class SubmitResult:
     batches: int = 0
     requests: int = 0
     retry_after: float | None = None  # the API asked us to wait before submitting more
-    blocked: bool = False  # stopped early (rate limit, uncertain create, in-flight cap)
 
 
 def reconcile_intents(ctx: Context) -> int:
@@ -103,18 +102,13 @@ def submit_waiting(
         return res
     room = ctx.job.max_in_flight_requests - ctx.store.in_flight_count()
     if room <= 0:
-        res.blocked = True
         return res
     ctx.check_budget(ctx.job, waiting)
     size = min(ctx.job.max_requests, ctx.job.max_in_flight_requests)
     requests = _requests(ctx, waiting, spool)
     for chunk in ctx.compiler.make_chunks(requests, size, ctx.job.max_bytes):
-        if len(chunk.custom_ids) > room:
-            res.blocked = True
-            break
-        if not _submit_chunk(ctx, chunk, res):
-            res.blocked = True
-            break
+        if len(chunk.custom_ids) > room or not _submit_chunk(ctx, chunk, res):
+            break  # the in-flight cap, or the API said wait: the next pass goes on
         room -= len(chunk.custom_ids)
         # Drop this body before the loop builds the next: one ~256 MB body held, not two.
         del chunk

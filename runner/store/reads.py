@@ -52,9 +52,6 @@ class Reads:
                  "cost_usd", "standard_cost_usd", "succeeded", "priced")  # fmt: skip
         return dict(zip(names, row, strict=True))
 
-    def dead_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM dead").fetchone()[0])
-
     def has_results(self) -> bool:
         """Whether any result or dead letter was ever collected."""
         # Two EXISTS, not one over a UNION: the UNION built every key before answering.
