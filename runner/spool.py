@@ -14,23 +14,14 @@ are exactly the ones recorded in state, even if an input file changes during the
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from runner.context import CompiledRequest
+from runner import context
+from runner.compile import CompiledRequest
 
 SPOOL_NAME = "requests.spool"
-
-
-@dataclass(frozen=True, slots=True)
-class SpooledRequest:
-    custom_id: str
-    input_key: str
-    input_path: str | None
-    line: bytes
-    betas: tuple[str, ...]
 
 
 class Spool:
@@ -41,7 +32,9 @@ class Spool:
         self._complete = False
         self.discard()  # a crashed run's leftover is never trusted
 
-    def record(self, requests: Iterable[CompiledRequest]) -> Iterator[CompiledRequest]:
+    def record(
+        self, requests: Iterable[context.CompiledRequest]
+    ) -> Iterator[context.CompiledRequest]:
         """Pass `requests` through, writing each down. The spool becomes readable only when
         the last one has gone through."""
         self.discard()
@@ -53,15 +46,15 @@ class Spool:
                 yield req
         self._complete = True
 
-    def replay(self) -> Iterator[SpooledRequest] | None:
+    def replay(self) -> Iterator[CompiledRequest] | None:
         """The recorded requests in their order; None if this run recorded none."""
         return self._read() if self._complete else None
 
-    def _read(self) -> Iterator[SpooledRequest]:
+    def _read(self) -> Iterator[CompiledRequest]:
         with self.path.open("rb", buffering=1 << 20) as f:
             while head := f.readline():
                 cid, key, path, betas, size = orjson.loads(head)
-                yield SpooledRequest(cid, key, path, f.read(size), tuple(betas))
+                yield CompiledRequest(cid, key, path, f.read(size), tuple(betas))
 
     def discard(self) -> None:
         self._complete = False

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from runner import executor
-from runner.spool import SPOOL_NAME, Spool, SpooledRequest
+from runner.compile import CompiledRequest
+from runner.spool import SPOOL_NAME, Spool
 from tests.fakes import FakeRequest, Harness
 
 REQUESTS = [
@@ -20,8 +21,8 @@ REQUESTS = [
 ]
 
 
-def _as_spooled(r: FakeRequest) -> SpooledRequest:
-    return SpooledRequest(r.custom_id, r.input_key, r.input_path, r.line, r.betas)
+def _as_spooled(r: FakeRequest) -> CompiledRequest:
+    return CompiledRequest(r.custom_id, r.input_key, r.input_path, r.line, r.betas)
 
 
 def test_replays_exactly_what_was_recorded(tmp_path: Path) -> None:
