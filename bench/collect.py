@@ -29,12 +29,12 @@ from typing import Any
 import orjson
 
 from bench.common import emulator_process, make_job, text_of
-from runner import collect
 from runner import compile as compile_
-from runner.backend import Backend
-from runner.commands import pricer
-from runner.context import Context
-from runner.remote import RemoteBatch
+from runner.backend import RemoteBatch
+from runner.backend.sdk import Backend
+from runner.commands.wiring import compiler, pricer
+from runner.executor import collect
+from runner.executor.context import Context
 from runner.sinks import open_sink
 from runner.spec import JobSpec, load_job
 from runner.store import BatchRow, Store
@@ -96,7 +96,7 @@ def _collect_once(job: JobSpec, api: Backend, rows: Sequence[tuple[str, str, str
     shutil.rmtree(job.output.path.parent, ignore_errors=True)
     shutil.rmtree(job.base_dir / "state", ignore_errors=True)
     store, row = _fresh_state(job.base_dir, rows, remote)
-    ctx = Context(job=job, store=store, backend=api, sink=open_sink(job), compiler=compile_,
+    ctx = Context(job=job, store=store, backend=api, sink=open_sink(job), compiler=compiler(),
                   price=pricer(job))  # fmt: skip
     try:
         start = time.perf_counter()

@@ -71,11 +71,12 @@ def child(job_path: Path, mode: str, out_dir: Path) -> dict[str, float]:
     """One measured run, in this (fresh) process."""
     from runner import compile as comp
     from runner import spec
+    from runner.compile.files import write_compiled
 
     job = spec.load_job(job_path)
     start = time.perf_counter()
     if mode == "write":
-        written = comp.write_compiled(job, out_dir)
+        written = write_compiled(job, out_dir)
         body_bytes, requests = sum(c.size for c in written), sum(c.requests for c in written)
     else:
         body_bytes = requests = 0

@@ -27,7 +27,7 @@ from runner.records import ResultRecord
 from runner.sinks import Sink
 from runner.sinks.files import FilesSink
 from runner.sinks.sqlite import SqliteSink
-from runner.spec import OutputSpec
+from runner.spec.model import OutputSpec
 
 SinkFactory = Callable[[Path], Sink]
 

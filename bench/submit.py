@@ -38,21 +38,22 @@ def _peak_mb() -> float:
 
 def batchrun_side(job_path: Path) -> str:
     """In a child process: compile into a fresh state, then time submitting it."""
-    from runner import compile as compile_
-    from runner import executor, submit
-    from runner.backend import Backend
-    from runner.context import Context
+    from runner.backend.sdk import Backend
+    from runner.commands.wiring import compiler
+    from runner.executor import submit
+    from runner.executor.context import Context
+    from runner.executor.spool import Spool
+    from runner.executor.sync import sync_requests
     from runner.sinks import open_sink
     from runner.spec import load_job
-    from runner.spool import Spool
     from runner.store import Store
 
     job = load_job(job_path)
     store = Store.open(job_path.parent / ".state")
     api = Backend.connect(os.environ["ANTHROPIC_BASE_URL"], emulated=True)
-    ctx = Context(job=job, store=store, backend=api, sink=open_sink(job), compiler=compile_)
+    ctx = Context(job=job, store=store, backend=api, sink=open_sink(job), compiler=compiler())
     spool = Spool(store.state_dir)
-    executor.sync_requests(ctx, spool)
+    sync_requests(ctx, spool)
     api.newest_batch_id()  # the SDK is warm on both sides
     before = _peak_mb()
     start = time.perf_counter()

@@ -25,10 +25,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from runner import commands, log
+from runner import log
 from runner import plan as plan_
+from runner.commands import cancel as cancel_cmd
+from runner.commands import recover as recover_cmd
+from runner.commands import run as run_cmd
+from runner.commands import status as status_cmd
+from runner.commands import wiring
+from runner.commands.outcomes import CancelResult, RecoverResult, RunResult, StatusReport
 from runner.errors import BatchrunError, BudgetExceeded, InputError, RemoteError, SpecError
-from runner.outcomes import CancelResult, RecoverResult, RunResult, StatusReport
 from runner.plan import Plan
 from runner.spec import JobSpec, load_job
 
@@ -78,7 +83,7 @@ def plan(job: JobLike, *, state_dir: str | os.PathLike[str] | None = None) -> Pl
     estimate over `budget.max_usd` does not raise: see `Plan.over_budget` (`run` refuses).
     """
     spec = _job(job)
-    return plan_.make_plan(spec, commands.stored_states(spec, _root(state_dir)))
+    return plan_.make_plan(spec, wiring.stored_states(spec, _root(state_dir)))
 
 
 def run(
@@ -104,16 +109,16 @@ def run(
     """
     log.configure_for_library()
     config = Path(emulator_config) if emulator_config is not None else None
-    remote = commands.Remote(emulate, config, base_url=base_url, api_key=api_key)
+    remote = wiring.Remote(emulate, config, base_url=base_url, api_key=api_key)
     spec = _job(job)
-    results = commands.run_results([spec], not wait, _root(state_dir), remote, show_progress=False)
+    results = run_cmd.run_results([spec], not wait, _root(state_dir), remote, show_progress=False)
     return results[0]
 
 
 def status(job: JobLike, *, state_dir: str | os.PathLike[str] | None = None) -> StatusReport:
     """`batchrun status`: the job's batches, request counts, cost so far and dead letters,
     from its state only (no API call, no lock; safe while a run is going)."""
-    return commands.status_report(_job(job), _root(state_dir))
+    return status_cmd.status_report(_job(job), _root(state_dir))
 
 
 def cancel(
@@ -126,8 +131,8 @@ def cancel(
     """`batchrun cancel`: ask the API to cancel the job's in-flight batches (works while a
     run is waiting; the next run resubmits what was canceled)."""
     log.configure_for_library()
-    remote = commands.Remote(base_url=base_url, api_key=api_key)
-    [result] = commands.iter_cancel([_job(job)], _root(state_dir), remote)
+    remote = wiring.Remote(base_url=base_url, api_key=api_key)
+    [result] = cancel_cmd.iter_cancel([_job(job)], _root(state_dir), remote)
     return result
 
 
@@ -141,6 +146,6 @@ def recover(
     """`batchrun recover`: rebuild a lost state from the workspace's batches (waits for
     those still processing). `locked=True` if a run holds the job."""
     log.configure_for_library()
-    remote = commands.Remote(base_url=base_url, api_key=api_key)
-    [result] = commands.iter_recover([_job(job)], _root(state_dir), remote)
+    remote = wiring.Remote(base_url=base_url, api_key=api_key)
+    [result] = recover_cmd.iter_recover([_job(job)], _root(state_dir), remote)
     return result

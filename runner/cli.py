@@ -1,6 +1,9 @@
-"""The command line: click parses options, one function does the work, errors map to exit
-codes (DESIGN.md): 0 ok, 1 job or input error, 2 misuse, 3 internal error, 4 dead letters,
-130 interrupted. No logic lives here beyond that mapping."""
+"""The command line: click parses options, one function of `runner.commands` does the work,
+errors map to exit codes (`errors.ExitCode`). No logic lives here beyond that mapping.
+
+Each command imports its module when it runs, so starting the CLI loads only what the
+command needs (`status` never loads the render stack, nothing but `emulator` the emulator).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
-from runner import commands, emulator, log, spec, validate
-from runner.errors import BatchrunError
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_INTERNAL = 3
-EXIT_DEAD_LETTERS = 4
-EXIT_INTERRUPTED = 130
+from runner import log
+from runner.errors import BatchrunError, ExitCode
 
 
 class DefaultRunGroup(click.Group):
@@ -45,15 +40,15 @@ def _guard(fn: Callable[[], int]) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`batchrun export JOB | head`): not an error of ours. Point
         # stdout at /dev/null so the interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return ExitCode.OK
     except Exception:
         log.get("batchrun").exception("internal error: this is a bug in batchrun, please report it")
-        return EXIT_INTERNAL
+        return ExitCode.INTERNAL
 
 
 jobs_argument = click.argument(
@@ -71,7 +66,11 @@ jobs_argument = click.argument(
     help="Log renderer: console on a terminal and JSON lines otherwise by default.",
 )
 @click.option(
-    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Least severe log lines shown.",
 )
 def cli(log_format: log.LogFormat, log_level: str) -> None:
     """batchrun: run Anthropic Message Batches from version-controlled YAML job files."""
@@ -88,21 +87,9 @@ def validate_cmd(jobs: tuple[Path, ...], fmt: str) -> None:
 
     Exit 0 when every file is valid (warnings allowed), 1 otherwise.
     """
-    sys.exit(_guard(lambda: _validate(jobs, fmt)))
+    from runner.commands import validate
 
-
-def _validate(jobs: tuple[Path, ...], fmt: str) -> int:
-    results = [validate.check_file(p.absolute()) for p in jobs]
-    diagnostics = [d for r in results for d in r.diagnostics]
-    if fmt == "json":
-        click.echo(orjson.dumps([d.as_dict() for d in diagnostics], option=orjson.OPT_INDENT_2))
-    else:
-        for d in diagnostics:
-            click.echo(d.format())
-        for r in results:
-            if r.ok:
-                click.echo(f"{validate.display_name(r.file)}: ok", err=True)
-    return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
+    sys.exit(_guard(lambda: validate.main(jobs, fmt)))
 
 
 state_dir_option = click.option(
@@ -144,8 +131,10 @@ def run_cmd(
             "batches end with this command. Drop --no-wait, or start `batchrun emulator` "
             "and point ANTHROPIC_BASE_URL at it."
         )
-    remote = commands.Remote(emulate, emulator_config)
-    sys.exit(_guard(lambda: commands.run_jobs(jobs, no_wait, state_dir, remote)))
+    from runner.commands import run, wiring
+
+    remote = wiring.Remote(emulate, emulator_config)
+    sys.exit(_guard(lambda: run.run_jobs(jobs, no_wait, state_dir, remote)))
 
 
 @cli.command("status")
@@ -154,7 +143,9 @@ def run_cmd(
 @state_dir_option
 def status_cmd(jobs: tuple[Path, ...], as_json: bool, state_dir: Path | None) -> None:
     """Batches, request counts, cost so far and dead letters of each job (from its state)."""
-    sys.exit(_guard(lambda: commands.status_jobs(jobs, as_json, state_dir)))
+    from runner.commands import status
+
+    sys.exit(_guard(lambda: status.status_jobs(jobs, as_json, state_dir)))
 
 
 # cancel and recover act on batches a previous command made, so they have no --emulate:
@@ -164,7 +155,9 @@ def status_cmd(jobs: tuple[Path, ...], as_json: bool, state_dir: Path | None) ->
 @state_dir_option
 def cancel_cmd(jobs: tuple[Path, ...], state_dir: Path | None) -> None:
     """Cancel the job's in-flight batches; the next plain run resubmits what was canceled."""
-    sys.exit(_guard(lambda: commands.cancel_jobs(jobs, state_dir, commands.Remote())))
+    from runner.commands import cancel, wiring
+
+    sys.exit(_guard(lambda: cancel.cancel_jobs(jobs, state_dir, wiring.Remote())))
 
 
 @cli.command("recover")
@@ -172,7 +165,9 @@ def cancel_cmd(jobs: tuple[Path, ...], state_dir: Path | None) -> None:
 @state_dir_option
 def recover_cmd(jobs: tuple[Path, ...], state_dir: Path | None) -> None:
     """Rebuild a lost state from the API: re-attach every result of the job's requests."""
-    sys.exit(_guard(lambda: commands.recover_jobs(jobs, state_dir, commands.Remote())))
+    from runner.commands import recover, wiring
+
+    sys.exit(_guard(lambda: recover.recover_jobs(jobs, state_dir, wiring.Remote())))
 
 
 @cli.command("compile")
@@ -186,19 +181,9 @@ def recover_cmd(jobs: tuple[Path, ...], state_dir: Path | None) -> None:
 )
 def compile_cmd(job: Path, out_dir: Path) -> None:
     """Write the exact batch request bodies of JOB without submitting anything."""
-    sys.exit(_guard(lambda: _compile(job, out_dir)))
+    from runner.commands import compile as compile_
 
-
-def _compile(job_path: Path, out_dir: Path) -> int:
-    # Imported here, not at the top: the other commands never need the compile stack.
-    from runner import compile as compile_
-
-    chunks = compile_.write_compiled(spec.load_job(job_path), out_dir)
-    requests = sum(c.requests for c in chunks)
-    size = sum(c.size for c in chunks)
-    noun = "chunk" if len(chunks) == 1 else "chunks"
-    click.echo(f"{requests} requests in {len(chunks)} {noun} ({size / 1e6:.1f} MB) -> {out_dir}")
-    return EXIT_OK
+    sys.exit(_guard(lambda: compile_.main(job, out_dir)))
 
 
 @cli.command("plan")
@@ -215,24 +200,9 @@ def plan_cmd(
     jobs: tuple[Path, ...], as_json: bool, count_tokens: bool, state_dir: Path | None, emulate: bool
 ) -> None:
     """Show what a run would submit, with estimated tokens and cost; exit 1 over budget."""
-    sys.exit(_guard(lambda: _plan(jobs, as_json, count_tokens, state_dir, emulate)))
+    from runner.commands import plan
 
-
-def _plan(
-    jobs: tuple[Path, ...], as_json: bool, count_tokens: bool, root: Path | None, emulate: bool
-) -> int:
-    # Imported here, not at the top: the other commands never need the compile stack.
-    from runner import plan as plan_
-    from runner import plan_format
-
-    plans = commands.make_plans(jobs, count_tokens, root, commands.Remote(emulate=emulate))
-    if as_json:
-        click.echo(orjson.dumps([p.as_dict() for p in plans], option=orjson.OPT_INDENT_2))
-    else:
-        click.echo("\n\n".join(plan_format.format_plan(p) for p in plans))
-    for p in plans:
-        plan_.check_budget(p)
-    return EXIT_OK
+    sys.exit(_guard(lambda: plan.plan_jobs(jobs, as_json, count_tokens, state_dir, emulate)))
 
 
 @cli.command("export")
@@ -248,13 +218,17 @@ def _plan(
 @state_dir_option
 def export_cmd(job: Path, fmt: str, out: Path | None, state_dir: Path | None) -> None:
     """Write the job's current results, whatever its sink, as JSONL or CSV."""
-    sys.exit(_guard(lambda: commands.export_job(job, fmt, out, state_dir)))
+    from runner.commands import export
+
+    sys.exit(_guard(lambda: export.export_job(job, fmt, out, state_dir)))
 
 
 @cli.command("schema")
 def schema_cmd() -> None:
     """Print the job file JSON Schema."""
-    click.echo(spec.schema_text(), nl=False)
+    from runner.spec import schema
+
+    click.echo(schema.schema_text(), nl=False)
 
 
 @cli.command("emulator")
@@ -276,6 +250,8 @@ def emulator_cmd(
     host: str, port: int, config_file: Path | None, state: Path | None, api_key: str | None
 ) -> None:
     """Serve a local Message Batches API emulator until interrupted."""
+    from runner import emulator
+
     sys.exit(
         _guard(
             lambda: emulator.serve(config_file, host=host, port=port, api_key=api_key, state=state)

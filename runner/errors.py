@@ -3,13 +3,25 @@ a bug (exit 3, traceback logged)."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+
+
+class ExitCode(enum.IntEnum):
+    """What the command line exits with (DESIGN.md), the one home of these numbers."""
+
+    OK = 0  # every input has a result (or, with --no-wait, the pass succeeded)
+    ERROR = 1  # a job or input error, reported clearly
+    USAGE = 2  # command-line misuse (click's own code)
+    INTERNAL = 3  # a bug: the traceback is logged
+    DEAD_LETTERS = 4  # finished, but some requests ended in dead letters
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class BatchrunError(Exception):
     """An error a user can act on: its message names the file, the place and the fix."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.ERROR
 
 
 class SpecError(BatchrunError):

@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import base64
 import csv
-import os
-import posixpath
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from runner import render
+from runner import limits
 from runner.errors import InputError
-from runner.spec import JobSpec
-
-# A Messages request may not exceed 32 MB (api-contract 2.7); read as 10^6 to stay safe
-# whichever way the API means "MB". A file this large can never become a request, so it is
-# refused before it is read into memory.
-MAX_INPUT_FILE_BYTES = 32_000_000
+from runner.globs import find_files
+from runner.spec.model import JobSpec
 
 _IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -53,8 +46,13 @@ class InputItem:
         return f"line {self.context['line']}"
 
 
-def iter_inputs(job: JobSpec) -> Iterator[InputItem]:
-    """Yield the job's inputs in a deterministic order (sorted paths; records in file order).
+KeyFn = Callable[["InputItem"], str]
+"""An item's key from its fields (the job's `input.key` template); None: the default key."""
+
+
+def iter_inputs(job: JobSpec, key: KeyFn | None = None) -> Iterator[InputItem]:
+    """Yield the job's inputs in a deterministic order (sorted paths; records in file order),
+    each keyed by `key` (compile passes the rendered `input.key`) or by its path/line.
 
     Raises `InputError` for an unreadable or malformed input, a key that cannot be rendered,
     and two inputs with the same key (naming both).
@@ -66,7 +64,7 @@ def iter_inputs(job: JobSpec) -> Iterator[InputItem]:
         raw = _iter_jsonl(_record_file(job))
     else:
         raw = _iter_csv(_record_file(job))
-    yield from _keyed(job, raw)
+    yield from _keyed(job, raw, key)
 
 
 def _record_file(job: JobSpec) -> Path:
@@ -80,14 +78,13 @@ def _record_file(job: JobSpec) -> Path:
 # Keys
 
 
-def _keyed(job: JobSpec, items: Iterator[InputItem]) -> Iterator[InputItem]:
+def _keyed(job: JobSpec, items: Iterator[InputItem], key_fn: KeyFn | None) -> Iterator[InputItem]:
     """Give each item its key (template or default) and refuse duplicates."""
-    key_template = render.KeyRenderer(job) if job.input.key is not None else None
     seen: set[str] = set()
     for item in items:
-        key = key_template.render(item) if key_template is not None else item.key
+        key = key_fn(item) if key_fn is not None else item.key
         if key in seen:
-            first = _first_with_key(job, key, key_template)
+            first = _first_with_key(job, key, key_fn)
             raise InputError(
                 f"{job.path}: inputs {first} and {item.origin} have the same key {key!r}: "
                 "each input needs its own key (see input.key)"
@@ -96,7 +93,7 @@ def _keyed(job: JobSpec, items: Iterator[InputItem]) -> Iterator[InputItem]:
         yield item if key == item.key else InputItem(key, item.path, item.context, item.blocks)
 
 
-def _first_with_key(job: JobSpec, key: str, key_template: render.KeyRenderer | None) -> str:
+def _first_with_key(job: JobSpec, key: str, key_fn: KeyFn | None) -> str:
     """The origin of the first input with `key`: found again rather than stored for every key,
     because duplicates are rare and memory should not grow with the input count."""
     source = _iter_files(job) if job.input.kind == "glob" else None
@@ -104,7 +101,7 @@ def _first_with_key(job: JobSpec, key: str, key_template: render.KeyRenderer | N
         path = _record_file(job)
         source = _iter_jsonl(path) if job.input.kind == "jsonl" else _iter_csv(path)
     for item in source:
-        if (key_template.render(item) if key_template else item.key) == key:
+        if (key_fn(item) if key_fn else item.key) == key:
             return item.origin
     return "?"  # pragma: no cover - the key was seen, so a second pass finds it
 
@@ -113,71 +110,9 @@ def _first_with_key(job: JobSpec, key: str, key_template: render.KeyRenderer | N
 # Files
 
 
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a glob over POSIX relative paths: `*` and `?` stay within one folder,
-    `**/` matches any number of folders (including none), `[...]` is a character class."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]*/)*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
-            body = pattern[i + 1 : end].replace("\\", "\\\\")
-            out.append("[^" + body[1:] + "]" if body[:1] in "!^" else "[" + body + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def _literal_prefix(pattern: str) -> str:
-    """The folders before the first wildcard: the only part of the tree worth walking."""
-    parts = pattern.split("/")[:-1]
-    prefix: list[str] = []
-    for part in parts:
-        if any(ch in part for ch in "*?["):
-            break
-        prefix.append(part)
-    return "/".join(prefix)
-
-
 def matching_files(job: JobSpec) -> list[str]:
     """Relative POSIX paths of the files the job's glob selects, minus exclusions, sorted."""
     return find_files(job.base_dir, job.input.pattern or "", job.input.exclude)
-
-
-def find_files(base: Path, pattern: str, exclude: Sequence[str] = ()) -> list[str]:
-    """Relative POSIX paths under `base` matching `pattern` and no `exclude` pattern, sorted.
-    The one glob implementation: validation asks it too, so its warnings match the run."""
-    include = glob_regex(pattern)
-    excludes = [glob_regex(p) for p in exclude]
-    prefix = _literal_prefix(pattern)
-    root = base / prefix
-    # Without `**`, nothing deeper than the pattern's own depth can match: do not walk it.
-    prefix_depth = prefix.count("/") + 1 if prefix else 0
-    max_depth = None if "**" in pattern else pattern.count("/") - prefix_depth
-    found: list[str] = []
-    for folder, dirs, files in os.walk(root):
-        rel_folder = Path(folder).relative_to(root).as_posix()
-        depth = 0 if rel_folder == "." else rel_folder.count("/") + 1
-        if max_depth is not None and depth >= max_depth:
-            dirs.clear()
-        for name in files:
-            rel = posixpath.normpath(posixpath.join(prefix, rel_folder, name))
-            if include.match(rel) and not any(x.match(rel) for x in excludes):
-                found.append(rel)
-    return sorted(found)
 
 
 def _iter_files(job: JobSpec) -> Iterator[InputItem]:
@@ -191,10 +126,10 @@ def _file_item(job: JobSpec, rel: str, path: Path) -> InputItem:
     size = path.stat().st_size
     if size == 0:
         raise InputError(f"{rel}: the file is empty: there is nothing to send")
-    if size > MAX_INPUT_FILE_BYTES:
+    if size > limits.MAX_REQUEST_BYTES:
         raise InputError(
             f"{rel}: {size:,} bytes is more than a request may hold "
-            f"({MAX_INPUT_FILE_BYTES:,}): split the file or leave it out with input.exclude"
+            f"({limits.MAX_REQUEST_BYTES:,}): split the file or leave it out with input.exclude"
         )
     data = path.read_bytes()
     context: dict[str, Any] = {

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from runner.spec import PriceOverride
+from runner.spec.model import PriceOverride
 
 BATCH_MULTIPLIER = 0.5
 US_GEO_MULTIPLIER = 1.1

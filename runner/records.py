@@ -18,7 +18,23 @@ from typing import Any, Literal
 #   dead      final: a dead letter (non-retryable error, or attempts exhausted)
 RequestStatus = Literal["pending", "in_flight", "retry", "canceled", "succeeded", "dead"]
 
-Outcome = Literal["succeeded", "errored", "canceled", "expired"]
+# The status vocabulary: the one home of which statuses mean what.
+RETRYABLE: tuple[RequestStatus, ...] = ("pending", "retry")  # submitted by any pass
+SUBMITTABLE: tuple[RequestStatus, ...] = (*RETRYABLE, "canceled")  # by a plain run or a plan
+WAITING: tuple[RequestStatus, ...] = (*RETRYABLE, "in_flight")  # a run is not finished
+FINAL: tuple[RequestStatus, ...] = ("succeeded", "dead")
+# The order in which counts are shown.
+DISPLAY_ORDER: tuple[RequestStatus, ...] = (
+    "succeeded",
+    "in_flight",
+    "pending",
+    "retry",
+    "canceled",
+    "dead",
+)
+
+# What the API says a request ended as (api-contract: result types).
+ResultType = Literal["succeeded", "errored", "canceled", "expired"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +74,7 @@ class DeadLetter:
     input_key: str
     input_path: str | None
     custom_id: str
-    outcome: Outcome  # errored | expired | canceled
+    outcome: ResultType  # errored | expired | canceled
     error_type: str | None  # e.g. invalid_request_error; None for expired/canceled
     error_message: str | None  # the API's message, verbatim
     attempts: int

@@ -1,4 +1,4 @@
-"""Rendering: a sandboxed Jinja2 environment turns templates into Messages API params.
+"""Rendering: the job's templates (runner.spec.templating) turn items into Messages API params.
 
 Template context (DESIGN.md): `input` (files: path, name, stem, text, bytes; records:
 record, line), `vars`, `job` (name, model). The key template also sees the `input` fields
@@ -10,113 +10,14 @@ the per-input templates run for each item.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
-
-import jinja2
-from jinja2 import StrictUndefined
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import new_context
-from jinja2.sandbox import SandboxedEnvironment
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from runner.errors import InputError
-from runner.spec import JobSpec, Template
-
-if TYPE_CHECKING:
-    from runner.inputs import InputItem
-
-FILE_INPUT_FIELDS = frozenset({"path", "name", "stem", "text", "bytes"})
-BINARY_INPUT_FIELDS = FILE_INPUT_FIELDS - {"text"}  # as: document | image
-RECORD_INPUT_FIELDS = frozenset({"record", "line"})
-JOB_FIELDS = frozenset({"name", "model"})
-
-# Set by the job's own fields; `params` may not set them a second time.
-CORE_PARAMS = ("model", "max_tokens", "system", "messages")
-
-
-@functools.cache
-def environment() -> SandboxedEnvironment:
-    """The one Jinja2 environment: sandboxed, undefined names are errors, text kept as is."""
-    return SandboxedEnvironment(
-        undefined=StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-        auto_reload=False,
-    )
-
-
-class CompiledTemplate:
-    """A `Template` compiled once, rendering with errors that name the file and line."""
-
-    def __init__(self, template: Template) -> None:
-        self.template = template
-        self._env_globals = dict(environment().globals)
-        try:
-            self._compiled = environment().from_string(template.source)
-        except jinja2.TemplateSyntaxError as exc:
-            raise InputError(
-                f"{self._where(exc.lineno)}: template syntax error: {exc.message}"
-            ) from None
-
-    def render(self, context: Mapping[str, Any], who: str) -> str:
-        """Render with `context`; `who` names the input in an error message.
-
-        Raises `InputError` for an undefined variable, a sandbox violation or any other
-        template error, with the template's file and line.
-        """
-        # What `jinja2.Template.render` does, minus merging the environment's globals into a
-        # fresh dict and listing their names on every call (a third of the render time): the
-        # context is a copy of `context` that already holds those globals.
-        compiled = self._compiled
-        try:
-            ctx = new_context(
-                environment(),
-                compiled.name,
-                compiled.blocks,
-                {**self._env_globals, **context},
-                True,
-            )
-            try:
-                return environment().concat(compiled.root_render_func(ctx))
-            except Exception:
-                environment().handle_exception()
-        except SecurityError as exc:
-            line = _template_line(exc.__traceback__)
-            raise InputError(
-                f"{self._where(line)}: {who}: refused by the template sandbox: {exc}"
-            ) from None
-        except jinja2.TemplateError as exc:
-            line = getattr(exc, "lineno", None) or _template_line(exc.__traceback__)
-            raise InputError(f"{self._where(line)}: {who}: {exc.message or exc}") from None
-        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
-            # An expression that fails on this input's data (`{{ record.n + 1 }}` on a
-            # string): the input's problem, not batchrun's, so it is reported like one.
-            line = _template_line(exc.__traceback__)
-            raise InputError(f"{self._where(line)}: {who}: {type(exc).__name__}: {exc}") from None
-
-    def _where(self, lineno: int | None) -> str:
-        line = self.template.line + (lineno or 1) - 1
-        return f"{self.template.origin}:{line}: {self.template.json_path}"
-
-
-def _template_line(tb: TracebackType | None) -> int | None:
-    """The template line of the innermost template frame: Jinja2 rewrites tracebacks so that
-    frames of compiled templates carry the template's own line numbers."""
-    line = None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
-
-
-def job_context(job: JobSpec) -> dict[str, Any]:
-    """The `job` template variable."""
-    return {"name": job.name, "model": job.model}
-
+from runner.inputs import InputItem, iter_inputs
+from runner.spec.model import JobSpec
+from runner.spec.templating import CORE_PARAMS, CompiledTemplate, job_context
 
 # `{{ record.id }}`: most key templates name one value; looked up directly, they render
 # many times faster than through Jinja, with the same result (see `_lookup`).
@@ -226,20 +127,7 @@ def _content(item: InputItem, text: str, who: str) -> str | list[dict[str, Any]]
     return [*item.blocks, {"type": "text", "text": text}]
 
 
-_last: tuple[JobSpec, Renderer] | None = None
-
-
-def renderer_for(job: JobSpec) -> Renderer:
-    """The `Renderer` of `job`, built once (a one-entry cache: jobs are rendered one by one)."""
-    global _last
-    if _last is None or _last[0] is not job:
-        _last = (job, Renderer(job))
-    return _last[1]
-
-
-def render_params(job: JobSpec, item: InputItem) -> dict[str, Any]:
-    """The Messages API `params` of one item (see `Renderer.params`).
-
-    Raises `InputError` naming the input and the template's file and line on a render error.
-    """
-    return renderer_for(job).params(item)
+def keyed_inputs(job: JobSpec) -> Iterator[InputItem]:
+    """The job's inputs, each keyed by its `input.key` template (or by its path or line)."""
+    key = KeyRenderer(job).render if job.input.key is not None else None
+    return iter_inputs(job, key=key)

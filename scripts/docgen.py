@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from runner import spec
+from runner.spec import schema as spec_schema
 
 REPO = Path(__file__).resolve().parent.parent  # scripts/ sits at the repository root
 JOB_REFERENCE = REPO / "docs" / "reference" / "job-file.md"
@@ -105,7 +105,7 @@ def _merged_props(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 def job_reference() -> str:
     """The job file reference, one table row per property."""
-    root = spec.schema()
+    root = spec_schema.schema()
     lines = [
         _HEADER.format(source="schemas/job.schema.json"),
         "# Job file reference (version 1)\n",

@@ -14,26 +14,22 @@ from typing import Any
 import orjson
 
 from runner import spec
-from runner.context import Context
-from runner.remote import CreateUncertain, RemoteBatch, ResultsUnavailable, Retryable
+from runner.backend import CreateUncertain, RemoteBatch, ResultsUnavailable, Retryable
+from runner.compile import Chunk, CompiledRequest
+from runner.executor.context import Compiler, Context
 from runner.sinks.jsonl import JsonlSink
+from runner.spec import JobSpec
 from runner.store import Store
 
 
-@dataclass(frozen=True)
-class FakeRequest:
-    custom_id: str
-    input_key: str
-    input_path: str | None
-    line: bytes
-    betas: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class FakeChunk:
-    betas: tuple[str, ...]
-    body: bytes
-    custom_ids: tuple[str, ...]
+def FakeRequest(
+    custom_id: str,
+    input_key: str,
+    input_path: str | None,
+    line: bytes,
+    betas: tuple[str, ...] = (),
+) -> CompiledRequest:
+    return CompiledRequest(custom_id, input_key, input_path, line, betas)
 
 
 class FakeCompiler:
@@ -42,7 +38,10 @@ class FakeCompiler:
     def __init__(self, inputs: dict[str, str]) -> None:
         self.inputs = inputs
 
-    def iter_requests(self, job: spec.JobSpec) -> Iterator[FakeRequest]:
+    def as_compiler(self) -> Compiler:
+        return Compiler(self.iter_requests, self.make_chunks)
+
+    def iter_requests(self, job: JobSpec) -> Iterator[CompiledRequest]:
         for key in sorted(self.inputs):
             text = self.inputs[key]
             cid = "r" + hashlib.sha256(f"{key}\0{text}".encode()).hexdigest()[:32]
@@ -54,12 +53,12 @@ class FakeCompiler:
             yield FakeRequest(cid, key, key, orjson.dumps({"custom_id": cid, "params": params}))
 
     def make_chunks(
-        self, requests: Iterable[Any], max_requests: int, max_bytes: int
-    ) -> Iterator[FakeChunk]:
+        self, requests: Iterable[CompiledRequest], max_requests: int, max_bytes: int
+    ) -> Iterator[Chunk]:
         it = iter(requests)
         while batch := list(itertools.islice(it, max_requests)):
             body = b'{"requests":[' + b",".join(r.line for r in batch) + b"]}"
-            yield FakeChunk((), body, tuple(r.custom_id for r in batch))
+            yield Chunk((), body, tuple(r.custom_id for r in batch))
 
 
 class FakeClock:
@@ -263,7 +262,7 @@ class Harness:
             store=store,
             backend=self.api,
             sink=JsonlSink(self.job.output.path),
-            compiler=self.compiler,
+            compiler=self.compiler.as_compiler(),
             clock=self.clock,
             price=price,
         )

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from runner import spec
-from runner.spec import JobSpec
+from runner.spec import JobSpec, yaml_source
+from runner.spec import load as spec_load
 
 
 def base_doc(**overrides: Any) -> dict[str, Any]:
@@ -43,8 +44,8 @@ def unchecked_job(
     For defence-in-depth tests: the renderer must refuse what validation would have caught.
     """
     job_path = _write(folder, files, overrides)
-    loaded = spec.load_yaml(job_path.read_text(encoding="utf-8"), job_path.name)
-    return spec.build_spec(job_path, loaded.data, loaded.positions, loaded.text_starts)
+    loaded = yaml_source.load_yaml(job_path.read_text(encoding="utf-8"), job_path.name)
+    return spec_load.build_spec(job_path, loaded.data, loaded.positions, loaded.text_starts)
 
 
 def _write(folder: Path, files: dict[str, str | bytes] | None, overrides: dict[str, Any]) -> Path:

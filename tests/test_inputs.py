@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from runner import inputs
+from runner import limits
 from runner.errors import InputError
-from runner.inputs import glob_regex, iter_inputs
+from runner.globs import glob_regex
+from runner.render import keyed_inputs
 from tests.jobkit import pdf_bytes, png_bytes, write_job
 
 
 def _keys(job_dir: Path, files: dict[str, str | bytes], **overrides: object) -> list[str]:
     job = write_job(job_dir, files, **overrides)
-    return [item.key for item in iter_inputs(job)]
+    return [item.key for item in keyed_inputs(job)]
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_glob_skips_folders_that_match(tmp_path: Path) -> None:
 
 def test_file_context(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"data/note.v1.txt": "héllo"})
-    (item,) = iter_inputs(job)
+    (item,) = keyed_inputs(job)
     assert item.path == "data/note.v1.txt" and item.blocks == []
     assert dict(item.context) == {
         "path": "data/note.v1.txt",
@@ -93,26 +94,26 @@ def test_file_context(tmp_path: Path) -> None:
 def test_undecodable_text_names_file_and_offset(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"data/a.txt": b"ok \xff bad"})
     with pytest.raises(InputError, match=r"data/a\.txt: not valid UTF-8 at byte offset 3"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 def test_empty_file_is_an_error(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"data/a.txt": ""})
     with pytest.raises(InputError, match=r"data/a\.txt: the file is empty"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 def test_file_too_large_for_any_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inputs, "MAX_INPUT_FILE_BYTES", 10)
+    monkeypatch.setattr(limits, "MAX_REQUEST_BYTES", 10)
     job = write_job(tmp_path, {"data/a.txt": "x" * 11})
     with pytest.raises(InputError, match="more than a request may hold"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 def test_document_block_from_a_real_pdf(tmp_path: Path) -> None:
     pdf = pdf_bytes("Quarterly report")
     job = write_job(tmp_path, {"docs/r.pdf": pdf}, input={"glob": "docs/*.pdf", "as": "document"})
-    (item,) = iter_inputs(job)
+    (item,) = keyed_inputs(job)
     (block,) = item.blocks
     assert block["type"] == "document"
     assert block["source"]["media_type"] == "application/pdf"
@@ -123,7 +124,7 @@ def test_document_block_from_a_real_pdf(tmp_path: Path) -> None:
 def test_document_must_be_a_pdf(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"docs/r.pdf": "plain"}, input={"glob": "docs/*", "as": "document"})
     with pytest.raises(InputError, match="not a PDF"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 @pytest.mark.parametrize(
@@ -140,7 +141,7 @@ def test_image_media_type_from_content_not_name(
 ) -> None:
     """Every file is named .jpg: the media type comes from the magic bytes."""
     job = write_job(tmp_path, {"img/x.jpg": data}, input={"glob": "img/*", "as": "image"})
-    (item,) = iter_inputs(job)
+    (item,) = keyed_inputs(job)
     assert item.blocks[0]["type"] == "image"
     assert item.blocks[0]["source"] == {
         "type": "base64",
@@ -152,7 +153,7 @@ def test_image_media_type_from_content_not_name(
 def test_not_an_image(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"img/x.png": "text"}, input={"glob": "img/*", "as": "image"})
     with pytest.raises(InputError, match="not a PNG, JPEG, GIF or WebP"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 def test_jsonl_records_skip_blank_lines_and_keep_line_numbers(tmp_path: Path) -> None:
@@ -162,7 +163,7 @@ def test_jsonl_records_skip_blank_lines_and_keep_line_numbers(tmp_path: Path) ->
         input={"jsonl": "a.jsonl"},
         prompt="{{ input.record.id }}",
     )
-    items = list(iter_inputs(job))
+    items = list(keyed_inputs(job))
     assert [i.key for i in items] == ["1", "4"]
     assert items[1].context == {"record": {"id": "y", "n": 2}, "line": 4}
     assert items[1].path is None
@@ -173,19 +174,19 @@ def test_jsonl_malformed_line_names_its_number(tmp_path: Path) -> None:
         tmp_path, {"a.jsonl": '{"id": 1}\n{"id": \n'}, input={"jsonl": "a.jsonl"}, prompt="x"
     )
     with pytest.raises(InputError, match=r"a\.jsonl:2: not valid JSON"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 def test_jsonl_line_must_be_an_object(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"a.jsonl": "[1, 2]\n"}, input={"jsonl": "a.jsonl"}, prompt="x")
     with pytest.raises(InputError, match=r"a\.jsonl:1: each line must be a JSON object, not list"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 def test_csv_records_are_strings_with_start_lines(tmp_path: Path) -> None:
     text = 'id,text,n\na,"two\nlines",1\nb,plain,2\n'
     job = write_job(tmp_path, {"a.csv": text}, input={"csv": "a.csv"}, prompt="x")
-    items = list(iter_inputs(job))
+    items = list(keyed_inputs(job))
     assert [i.context["line"] for i in items] == [2, 4]
     assert items[0].context["record"] == {"id": "a", "text": "two\nlines", "n": "1"}
 
@@ -193,13 +194,13 @@ def test_csv_records_are_strings_with_start_lines(tmp_path: Path) -> None:
 def test_csv_ragged_row_names_its_line(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"a.csv": "id,text\na,b\nc\n"}, input={"csv": "a.csv"}, prompt="x")
     with pytest.raises(InputError, match=r"a\.csv:3: 1 fields where the header has 2"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 def test_csv_empty_file(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"a.csv": ""}, input={"csv": "a.csv"}, prompt="x")
     with pytest.raises(InputError, match="needs a header row"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 def test_key_template_sees_record_fields(tmp_path: Path) -> None:
@@ -220,7 +221,7 @@ def test_duplicate_keys_name_both_inputs(tmp_path: Path) -> None:
         prompt="x",
     )
     with pytest.raises(InputError, match="inputs line 1 and line 3 have the same key 'x'"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 def test_key_template_missing_field(tmp_path: Path) -> None:
@@ -231,11 +232,11 @@ def test_key_template_missing_field(tmp_path: Path) -> None:
         prompt="x",
     )
     with pytest.raises(InputError, match=r"job\.yaml:\d+: \$\.input\.key: input line 2: .*id"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))
 
 
 def test_missing_record_file(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"a.jsonl": "{}\n"}, input={"jsonl": "a.jsonl"}, prompt="x")
     (tmp_path / "a.jsonl").unlink()
     with pytest.raises(InputError, match="does not exist"):
-        list(iter_inputs(job))
+        list(keyed_inputs(job))

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runner import pricing
-from runner.spec import PriceOverride
+from runner.spec.model import PriceOverride
 
 SONNET = pricing.price_for("claude-sonnet-4-6")
 
@@ -212,7 +212,7 @@ def test_costs_are_exactly_the_released_formula(
 def test_reported_cache_writes_follow_the_priced_split() -> None:
     """An empty `cache_creation` split prices no cache writes; the report must count none
     either (it used to count cache_creation_input_tokens as 5-minute writes)."""
-    from runner.collect import _tokens
+    from runner.executor.collect import _tokens
 
     usage = {"input_tokens": 5, "cache_creation_input_tokens": 40, "cache_creation": {}}
     assert _tokens(usage)[1:3] == pricing.cache_writes(usage) == (0, 0)

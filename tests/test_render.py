@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runner.errors import InputError
-from runner.inputs import iter_inputs
-from runner.render import Renderer, render_params
+from runner.inputs import InputItem
+from runner.render import Renderer, keyed_inputs
+from runner.spec import JobSpec
 from tests.jobkit import png_bytes, unchecked_job, write_job
+
+
+def render_params(job: JobSpec, item: InputItem) -> dict[str, Any]:
+    """One item's params through a fresh renderer."""
+    return Renderer(job).params(item)
 
 
 def _params(
     tmp_path: Path, files: dict[str, str | bytes] | None = None, **overrides: object
 ) -> list[dict[str, object]]:
     job = write_job(tmp_path, files or {"data/a.txt": "hello"}, **overrides)
-    return [render_params(job, item) for item in iter_inputs(job)]
+    return [render_params(job, item) for item in keyed_inputs(job)]
 
 
 def test_prompt_params_in_order(tmp_path: Path) -> None:
@@ -114,7 +121,7 @@ def test_undefined_variable_names_input_and_line(tmp_path: Path) -> None:
     job = unchecked_job(
         tmp_path, {"data/a.txt": "x"}, prompt="line one\nline two {{ input.nope }}\n"
     )
-    (item,) = iter_inputs(job)
+    (item,) = keyed_inputs(job)
     prompt = job.prompt
     assert prompt is not None
     expected_line = prompt.line + 1
@@ -133,7 +140,7 @@ def test_record_missing_a_template_field(tmp_path: Path) -> None:
         prompt="{{ input.record.text }}",
     )
     renderer = Renderer(job)
-    first, second = iter_inputs(job)
+    first, second = keyed_inputs(job)
     assert renderer.params(first)["messages"] == [{"role": "user", "content": "a"}]
     with pytest.raises(InputError, match=r"input '2'.*'dict object' has no attribute 'text'"):
         renderer.params(second)
@@ -147,7 +154,7 @@ def test_expression_failing_on_the_data_is_an_input_error(tmp_path: Path) -> Non
         input={"jsonl": "a.jsonl"},
         prompt="Value:\n{{ input.record.n + 1 }}",
     )
-    first, second = iter_inputs(job)
+    first, second = keyed_inputs(job)
     assert render_params(job, first)["messages"] == [{"role": "user", "content": "Value:\n2"}]
     with pytest.raises(InputError, match=r"job\.yaml:\d+: \$\.prompt: input '2': TypeError"):
         render_params(job, second)
@@ -157,7 +164,7 @@ def test_prompt_file_error_points_into_that_file(tmp_path: Path) -> None:
     (tmp_path / "p.j2").write_text("a\nb\n{{ missing }}\n", encoding="utf-8")
     job = unchecked_job(tmp_path, {"data/a.txt": "x"}, prompt=None, prompt_file="p.j2")
     with pytest.raises(InputError, match=r"p\.j2:3: \$\.prompt_file: input 'data/a\.txt'"):
-        [render_params(job, item) for item in iter_inputs(job)]
+        [render_params(job, item) for item in keyed_inputs(job)]
 
 
 @pytest.mark.parametrize(
@@ -173,14 +180,14 @@ def test_prompt_file_error_points_into_that_file(tmp_path: Path) -> None:
 )
 def test_sandbox_escapes_are_refused(tmp_path: Path, escape: str) -> None:
     job = unchecked_job(tmp_path, {"data/a.txt": "x"}, prompt=escape)
-    (item,) = iter_inputs(job)
+    (item,) = keyed_inputs(job)
     with pytest.raises(InputError, match=r"refused by the template sandbox|has no attribute .__"):
         render_params(job, item)
 
 
 def test_sandbox_error_message_is_clear(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"data/a.txt": "x"}, prompt="{{ ''.__class__.__mro__ }}")
-    (item,) = iter_inputs(job)
+    (item,) = keyed_inputs(job)
     with pytest.raises(InputError, match=r"refused by the template sandbox: .*unsafe"):
         render_params(job, item)
 
@@ -194,7 +201,7 @@ def test_system_prompt_cannot_use_input(tmp_path: Path) -> None:
 
 def test_empty_prompt_is_refused(tmp_path: Path) -> None:
     job = write_job(tmp_path, {"data/a.txt": "x"}, prompt="{{ '' }}  ")
-    (item,) = iter_inputs(job)
+    (item,) = keyed_inputs(job)
     with pytest.raises(InputError, match="rendered to empty text"):
         render_params(job, item)
 

@@ -32,7 +32,7 @@ from runner.errors import BatchrunError
 from runner.records import DeadLetter, ResultRecord
 from runner.sinks import atomic
 from runner.sinks.deadfile import DeadLetterFile, sidecar_path
-from runner.spec import FileContent, OutputSpec
+from runner.spec.model import FileContent, OutputSpec
 
 DEFAULT_SUFFIX: dict[str, str] = {"text": ".md", "json": ".json", "message": ".json"}
 

@@ -21,7 +21,7 @@ import orjson
 
 from runner.errors import BatchrunError
 from runner.records import DeadLetter, ResultRecord
-from runner.spec import OutputSpec
+from runner.spec.model import OutputSpec
 
 Clock = Callable[[], datetime]
 

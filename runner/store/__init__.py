@@ -18,9 +18,9 @@ from typing import IO, Any
 
 import orjson
 
-from runner.records import DeadLetter, RequestStatus, ResultRecord
+from runner.records import RETRYABLE, SUBMITTABLE, DeadLetter, RequestStatus, ResultRecord
 from runner.store.reads import Reads
-from runner.store.schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from runner.store.schema import MIGRATIONS, PAGE, SCHEMA_VERSION, migrate
 from runner.store.sinkfeed import SinkFeed
 
 __all__ = [
@@ -34,8 +34,6 @@ __all__ = [
     "Store",
     "default_state_dir",
 ]
-
-PAGE = 1000  # rows per streamed page and per executemany
 
 
 class LockHeld(Exception):
@@ -184,7 +182,7 @@ class Store(Reads, SinkFeed):
 
     def submittable_ids(self, include_canceled: bool) -> set[str]:
         """Current requests waiting for a submission."""
-        statuses = ("pending", "retry", "canceled") if include_canceled else ("pending", "retry")
+        statuses = SUBMITTABLE if include_canceled else RETRYABLE
         marks = ",".join("?" * len(statuses))
         rows = self.db.execute(
             f"SELECT custom_id FROM requests WHERE current = 1 AND status IN ({marks})", statuses

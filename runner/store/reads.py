@@ -9,8 +9,7 @@ from typing import Any
 import orjson
 
 from runner.records import DeadLetter, RequestState, ResultRecord
-
-PAGE = 1000  # rows per streamed page
+from runner.store.schema import PAGE
 
 
 class Reads:

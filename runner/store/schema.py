@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 SCHEMA_VERSION = 3
+PAGE = 1000  # rows per streamed page and per executemany
 
 
 def _fed_in_order(table: str) -> str:

@@ -22,7 +22,7 @@ from runner.records import DeadLetter, ResultRecord
 
 # Rows per page fed to the sink. Each page ends with a sink fsync and a state commit, so a
 # page of 1000 cost 200 fsyncs per 100k results; 5000 rows of ~2.5 KB stay ~12 MB.
-PAGE = 5000
+FEED_PAGE = 5000
 
 Table = Literal["results", "dead"]
 Row = TypeVar("Row")
@@ -64,7 +64,7 @@ class SinkFeed:
             rows = self.db.execute(
                 f"SELECT input_key, custom_id, record, seq FROM {table} "
                 "WHERE seq > ? ORDER BY seq LIMIT ?",
-                (last, PAGE),
+                (last, FEED_PAGE),
             ).fetchall()
             if not rows:
                 return

@@ -1,0 +1,314 @@
+"""Checks a JSON Schema cannot express: files exist, templates are sound, the input glob
+matches and does not reach the output, limits that depend on other keys.
+
+The document may be schema-invalid: every check looks only at values of the type it needs,
+so one mistake does not hide the others.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner import limits
+from runner.errors import Diagnostic
+from runner.globs import find_files, glob_regex
+from runner.spec import template_check, templating
+from runner.spec.model import Template
+from runner.spec.schema import parse_duration
+from runner.spec.template_check import Scope
+from runner.spec.yaml_source import LoadedYaml
+
+
+@dataclass(frozen=True)
+class RawJob:
+    """A possibly invalid document with what the checks need to locate their findings."""
+
+    path: Path  # the job file, absolute
+    file: str  # the job file as shown to the user
+    doc: dict[str, Any]
+    loaded: LoadedYaml
+
+    def get(self, *keys: str, kind: type | tuple[type, ...] = object) -> Any:
+        """doc[k1][k2]... when every level exists and the value is of `kind`, else None."""
+        value: Any = self.doc
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+    def at(
+        self, path: str, message: str, severity: str = "error", *, key: bool = False
+    ) -> Diagnostic:
+        where = self.loaded.key_positions.get(path) if key else None
+        line, col = where or self.loaded.positions.get(path) or (1, 1)
+        return Diagnostic(self.file, line, col, path, message, severity)
+
+    def resolve(self, relative: str) -> Path:
+        return (self.path.parent / relative).resolve()
+
+
+def display_name(path: Path) -> str:
+    """A path as the user would write it: relative to the working folder when inside."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def check_job(job: RawJob) -> list[Diagnostic]:
+    """Every finding of the checks below, unsorted."""
+    found: list[Diagnostic] = []
+    checks = (
+        _referenced_files,
+        _input_options,
+        _output_is_input,
+        _glob,
+        _limits,
+        _messages,
+        _templates,
+    )
+    for check in checks:
+        found.extend(check(job))
+    return found
+
+
+# ---------------------------------------------------------------------------------------
+# Files and inputs
+
+
+_REFERENCED = (("system", "file"), ("prompt_file",), ("input", "jsonl"), ("input", "csv"))
+
+
+def _referenced_files(job: RawJob) -> Iterator[Diagnostic]:
+    for keys in _REFERENCED:
+        relative = job.get(*keys, kind=str)
+        if not relative:
+            continue
+        target = job.resolve(relative)
+        path = "$." + ".".join(keys)
+        if target.is_dir():
+            yield job.at(path, f"{display_name(target)} is a folder: name a file")
+        elif not target.is_file():
+            yield job.at(path, f"file not found: {display_name(target)}")
+
+
+def _input_options(job: RawJob) -> Iterator[Diagnostic]:
+    kind = _input_kind(job)
+    if kind not in ("jsonl", "csv"):
+        return
+    for option in ("as", "exclude"):
+        if job.get("input", option) is not None:
+            message = f"{option!r} is only for glob inputs: a {kind} input reads one file"
+            yield job.at(f"$.input.{option}", message, key=True)
+
+
+def _output_is_input(job: RawJob) -> Iterator[Diagnostic]:
+    kind, out = _input_kind(job), job.get("output", "path", kind=str)
+    source = job.get("input", kind, kind=str) if kind in ("jsonl", "csv") else None
+    if source and out and job.resolve(source) == job.resolve(out):
+        message = f"the output would overwrite the input file {source!r}: write it elsewhere"
+        yield job.at("$.output.path", message)
+
+
+def _input_kind(job: RawJob) -> str | None:
+    kinds = [k for k in ("glob", "jsonl", "csv") if job.get("input", k, kind=str)]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+def _glob(job: RawJob) -> Iterator[Diagnostic]:
+    pattern = job.get("input", "glob", kind=str)
+    if not pattern or _input_kind(job) != "glob":
+        return
+    if Path(pattern).is_absolute():
+        yield job.at("$.input.glob", "the glob must be relative to the job file's folder")
+        return
+    excludes = [e for e in job.get("input", "exclude", kind=list) or () if isinstance(e, str)]
+    if not _matching_files(job.path.parent, pattern, excludes):
+        where = display_name(job.path.parent) or "."
+        message = f"no file matches {pattern!r} (relative to {where}): the job has no inputs"
+        yield job.at("$.input.glob", message, "warning")
+    yield from _output_in_glob(job, pattern, excludes)
+
+
+def _matching_files(base: Path, pattern: str, excludes: list[str]) -> list[str]:
+    try:
+        return find_files(base, pattern, excludes)
+    except OSError:
+        return []
+
+
+def _matches_any(relative: str, patterns: list[str]) -> bool:
+    return any(glob_regex(p).match(relative) for p in patterns)
+
+
+def _output_in_glob(job: RawJob, pattern: str, excludes: list[str]) -> Iterator[Diagnostic]:
+    out = job.get("output", "path", kind=str)
+    if not out:
+        return
+    target = job.resolve(out)
+    try:
+        relative = target.relative_to(job.path.parent.resolve()).as_posix()
+    except ValueError:
+        return  # outside the job's folder, so outside any relative glob without `..`
+    candidates = [relative]
+    if job.get("output", "type") == "files":
+        suffix = job.get("output", "suffix", kind=str) or ".md"
+        leaf = re.sub(r"\*\*|\*|\?", "x", pattern.rsplit("/", 1)[-1])
+        candidates += [f"{relative}/{leaf}", f"{relative}/x{suffix}", f"{relative}/x/x{suffix}"]
+    reached = [c for c in candidates if _matches_any(c, [pattern])]
+    if reached and not _matches_any(reached[0], excludes):
+        message = (
+            f"the output {out!r} is inside the input glob {pattern!r}: a later run would "
+            "read its own results as inputs; move the output or add it to input.exclude"
+        )
+        yield job.at("$.output.path", message)
+
+
+# ---------------------------------------------------------------------------------------
+# Limits that depend on other keys
+
+
+def _limits(job: RawJob) -> Iterator[Diagnostic]:
+    max_tokens = job.get("max_tokens", kind=int)
+    betas = job.get("betas", kind=list) or []
+    if (
+        max_tokens is not None
+        and max_tokens > limits.NORMAL_MAX_TOKENS
+        and limits.OUTPUT_300K_BETA not in betas
+    ):
+        message = (
+            f"max_tokens above {limits.NORMAL_MAX_TOKENS} needs the "
+            f"{limits.OUTPUT_300K_BETA} beta: add `betas: [{limits.OUTPUT_300K_BETA}]`"
+        )
+        yield job.at("$.max_tokens", message)
+    yield from _poll(job)
+
+
+def _poll(job: RawJob) -> Iterator[Diagnostic]:
+    interval, longest = (
+        _seconds(job.get("poll", k, kind=str)) for k in ("interval", "max_interval")
+    )
+    if interval == 0:
+        yield job.at("$.poll.interval", "must be more than 0s: a zero interval never waits")
+    if interval is not None and longest is not None and longest < interval:
+        message = "max_interval must not be shorter than interval: the wait only grows"
+        yield job.at("$.poll.max_interval", message)
+
+
+def _seconds(text: str | None) -> float | None:
+    if text is None or not re.fullmatch(r"([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+", text):
+        return None
+    return parse_duration(text)
+
+
+def _messages(job: RawJob) -> Iterator[Diagnostic]:
+    turns = job.get("messages", kind=list) or []
+    roles = [t.get("role") if isinstance(t, dict) else None for t in turns]
+    if roles and roles[0] == "assistant":
+        yield job.at("$.messages[0].role", "the first turn must be the user's: role: user")
+    for i in range(1, len(roles)):
+        if roles[i] in ("user", "assistant") and roles[i] == roles[i - 1]:
+            message = f"two {roles[i]} turns in a row: turns alternate between user and assistant"
+            yield job.at(f"$.messages[{i}].role", message)
+
+
+# ---------------------------------------------------------------------------------------
+# Templates
+
+
+def _templates(job: RawJob) -> Iterator[Diagnostic]:
+    request, system, key = _scopes(job)
+    for json_p, source in _inline_templates(job):
+        scope = (
+            system if json_p.startswith("$.system") else key if json_p == "$.input.key" else request
+        )
+        template = Template.inline(
+            job.path, json_p, source, job.loaded.positions, job.loaded.text_starts
+        )
+        yield from template_check.check_template(template, scope, job.file)
+    for keys, scope in ((("prompt_file",), request), (("system", "file"), system)):
+        yield from _file_template(job, keys, scope)
+
+
+def _inline_templates(job: RawJob) -> Iterator[tuple[str, str]]:
+    for path, keys in (
+        ("$.prompt", ("prompt",)),
+        ("$.system", ("system",)),
+        ("$.system.text", ("system", "text")),
+        ("$.input.key", ("input", "key")),
+    ):
+        source = job.get(*keys, kind=str)
+        if source:
+            yield path, source
+    for i, turn in enumerate(job.get("messages", kind=list) or []):
+        if isinstance(turn, dict) and isinstance(turn.get("content"), str):
+            yield f"$.messages[{i}].content", turn["content"]
+
+
+def _file_template(job: RawJob, keys: tuple[str, ...], scope: Scope) -> Iterator[Diagnostic]:
+    relative = job.get(*keys, kind=str)
+    target = job.resolve(relative) if relative else None
+    if target is None or not target.is_file():
+        return  # reported by _referenced_files
+    json_p = "$." + ".".join(keys)
+    try:
+        source = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        yield job.at(json_p, f"cannot read {display_name(target)} as UTF-8 text: {exc}")
+        return
+    template = Template(source, target, 1, json_p)
+    yield from template_check.check_template(template, scope, display_name(target))
+
+
+def _scopes(job: RawJob) -> tuple[Scope, Scope, Scope]:
+    """The variables of a request template, of the system prompt, and of the input key."""
+    vars_ = job.get("vars", kind=dict) or {}
+    fields, why_not = _input_fields(job)
+    request = Scope(
+        {"input": fields, "vars": frozenset(vars_), "job": templating.JOB_FIELDS}, why_not
+    )
+    shared = (
+        "the system prompt is shared by every request (and cached), so it cannot use input: "
+        "use input in the prompt instead"
+    )
+    system = Scope({"vars": frozenset(vars_), "job": templating.JOB_FIELDS}, {"input": shared})
+    own: dict[str, frozenset[str] | None] = dict.fromkeys(fields or ())
+    only_records = {
+        name: f"{name} is only for jsonl and csv inputs: a file's key can use path, name, stem"
+        for name in templating.RECORD_INPUT_FIELDS
+        if _input_kind(job) == "glob"
+    }
+    key = Scope({**request.fields, **own}, {**why_not, **only_records})
+    return request, system, key
+
+
+def _input_fields(job: RawJob) -> tuple[frozenset[str] | None, dict[str, str]]:
+    """The fields of `input` for this job's input kind, and why the others are missing."""
+    kind = _input_kind(job)
+    if kind in ("jsonl", "csv"):
+        missing = (
+            f"a {kind} input has input.record (the record's fields, as input.record.NAME) "
+            "and input.line, not file fields"
+        )
+        return templating.RECORD_INPUT_FIELDS, {
+            f"input.{f}": missing for f in templating.FILE_INPUT_FIELDS
+        }
+    if kind != "glob":
+        return None, {}  # no usable input source: reported by the schema
+    why_not = {
+        f"input.{f}": f"input.{f} is only for jsonl and csv inputs: this job reads files"
+        for f in templating.RECORD_INPUT_FIELDS
+    }
+    as_ = job.get("input", "as", kind=str)
+    if as_ in ("document", "image"):
+        why_not["input.text"] = (
+            f"input.text is not available with `as: {as_}`: the file is sent as a {as_} "
+            "block before the prompt; refer to it by input.name or input.path"
+        )
+        return templating.BINARY_INPUT_FIELDS, why_not
+    return templating.FILE_INPUT_FIELDS, why_not

@@ -1,0 +1,185 @@
+"""Loading a job file: line-aware safe YAML -> JSON Schema validation -> a frozen `JobSpec`.
+
+Every problem is reported at once as a `Diagnostic` pointing at the offending YAML node. This
+is the top of the spec package: the only module that imports the validation, and imported by
+nothing inside the package.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.errors import SpecError
+from runner.spec import validate
+from runner.spec.model import (
+    InputKind,
+    InputSpec,
+    JobRef,
+    JobSpec,
+    MessageTemplate,
+    OutputSpec,
+    PriceOverride,
+    SystemSpec,
+    Template,
+)
+from runner.spec.schema import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_REQUESTS,
+    DEFAULT_POLL_INTERVAL_S,
+    DEFAULT_POLL_MAX_INTERVAL_S,
+    parse_duration,
+    parse_size,
+    schema,
+)
+from runner.spec.yaml_source import Positions, TextStarts
+
+
+def load_job(path: str | Path) -> JobSpec:
+    """Read, validate and type a job file. Raises `SpecError` with every problem found."""
+    job_path = Path(path).resolve()
+    result = validate.check_file(job_path)
+    errors = [d for d in result.diagnostics if d.severity == "error"]
+    if errors or result.document is None:
+        raise SpecError(errors)
+    return build_spec(job_path, result.document, result.positions, result.text_starts)
+
+
+def load_ref(path: str | Path) -> tuple[JobRef, SpecError | None]:
+    """The job's name and file. A job file broken since the job last ran must not hold its
+    results hostage: when the file has errors but its `name` is readable and valid, the
+    `SpecError` is returned for the caller to warn with; when even the name is not, raised."""
+    try:
+        job = load_job(path)
+    except SpecError as problem:
+        job_path = Path(path).resolve()
+        name = _readable_name(job_path)
+        if name is None:
+            raise
+        return JobRef(name, job_path), problem
+    return JobRef(job.name, job.path), None
+
+
+def _readable_name(path: Path) -> str | None:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = document.get("name") if isinstance(document, dict) else None
+    pattern = schema()["properties"]["name"]["pattern"]
+    return name if isinstance(name, str) and re.fullmatch(pattern, name) else None
+
+
+def build_spec(
+    job_path: Path,
+    doc: Mapping[str, Any],
+    positions: Positions,
+    text_starts: TextStarts | None = None,
+) -> JobSpec:
+    """Turn a schema-valid document into a `JobSpec` (reading system/prompt files).
+
+    `text_starts` (from `load_yaml`) places each inline template exactly; without it a
+    template is placed at its YAML node.
+    """
+    parts = _Parts(job_path, doc, positions, text_starts or {})
+    prompt, messages = parts.prompt()
+    batch, poll, pricing = doc.get("batch", {}), doc.get("poll", {}), doc.get("pricing")
+    return JobSpec(
+        path=job_path,
+        name=doc["name"],
+        description=doc.get("description"),
+        input=parts.input(),
+        vars=dict(doc.get("vars", {})),
+        model=doc["model"],
+        max_tokens=doc["max_tokens"],
+        betas=tuple(doc.get("betas", ())),
+        system=parts.system(),
+        prompt=prompt,
+        messages=messages,
+        params=dict(doc.get("params", {})),
+        max_requests=batch.get("max_requests", DEFAULT_MAX_REQUESTS),
+        max_bytes=parse_size(batch.get("max_bytes", DEFAULT_MAX_BYTES)),
+        max_in_flight_requests=batch.get("max_in_flight_requests", DEFAULT_MAX_IN_FLIGHT),
+        max_attempts=doc.get("retry", {}).get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+        poll_interval_s=_duration(poll, "interval", DEFAULT_POLL_INTERVAL_S),
+        poll_max_interval_s=_duration(poll, "max_interval", DEFAULT_POLL_MAX_INTERVAL_S),
+        budget_usd=doc["budget"]["max_usd"] if "budget" in doc else None,
+        pricing=PriceOverride(**pricing) if pricing else None,
+        output=parts.output(),
+        document=doc,
+    )
+
+
+def _duration(section: Mapping[str, Any], key: str, default: float) -> float:
+    return parse_duration(section[key]) if key in section else default
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Builds the nested parts of a `JobSpec` from a schema-valid document."""
+
+    job_path: Path
+    doc: Mapping[str, Any]
+    positions: Positions
+    starts: TextStarts
+
+    def resolve(self, relative: str) -> Path:
+        return (self.job_path.parent / relative).resolve()
+
+    def template(self, json_p: str, source: str) -> Template:
+        return Template.inline(self.job_path, json_p, source, self.positions, self.starts)
+
+    def file_template(self, json_p: str, relative: str) -> Template:
+        origin = self.resolve(relative)
+        return Template(origin.read_text("utf-8"), origin, 1, json_p)
+
+    def input(self) -> InputSpec:
+        inp = self.doc["input"]
+        kind: InputKind = "glob" if "glob" in inp else ("jsonl" if "jsonl" in inp else "csv")
+        return InputSpec(
+            kind=kind,
+            pattern=inp.get("glob"),
+            exclude=tuple(inp.get("exclude", ())),
+            path=self.resolve(inp[kind]) if kind != "glob" else None,
+            key=self.template("$.input.key", inp["key"]) if "key" in inp else None,
+            as_=inp.get("as", "text"),
+        )
+
+    def system(self) -> SystemSpec | None:
+        sys_doc = self.doc.get("system")
+        if sys_doc is None:
+            return None
+        if isinstance(sys_doc, str):
+            return SystemSpec(self.template("$.system", sys_doc), None)
+        if "file" in sys_doc:
+            template = self.file_template("$.system.file", sys_doc["file"])
+        else:
+            template = self.template("$.system.text", sys_doc["text"])
+        return SystemSpec(template, sys_doc.get("cache") or None)
+
+    def prompt(self) -> tuple[Template | None, tuple[MessageTemplate, ...] | None]:
+        if "prompt" in self.doc:
+            return self.template("$.prompt", self.doc["prompt"]), None
+        if "prompt_file" in self.doc:
+            return self.file_template("$.prompt_file", self.doc["prompt_file"]), None
+        return None, tuple(
+            MessageTemplate(m["role"], self.template(f"$.messages[{i}].content", m["content"]))
+            for i, m in enumerate(self.doc["messages"])
+        )
+
+    def output(self) -> OutputSpec:
+        out = self.doc["output"]
+        return OutputSpec(
+            type=out["type"],
+            path=self.resolve(out["path"]),
+            suffix=out.get("suffix"),
+            content=out.get("content", "text"),
+            table=out.get("table"),
+        )
