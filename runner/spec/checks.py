@@ -16,7 +16,7 @@ from typing import Any
 from runner import limits
 from runner.errors import Diagnostic
 from runner.globs import find_files, glob_regex
-from runner.spec import template_check, templating
+from runner.spec import containment, template_check, templating
 from runner.spec.model import Template
 from runner.spec.schema import parse_duration
 from runner.spec.template_check import Scope
@@ -64,6 +64,7 @@ def check_job(job: RawJob) -> list[Diagnostic]:
     """Every finding of the checks below, unsorted."""
     found: list[Diagnostic] = []
     checks = (
+        containment.check,
         _referenced_files,
         _input_options,
         _output_is_input,
@@ -87,8 +88,8 @@ _REFERENCED = (("system", "file"), ("prompt_file",), ("input", "jsonl"), ("input
 def _referenced_files(job: RawJob) -> Iterator[Diagnostic]:
     for keys in _REFERENCED:
         relative = job.get(*keys, kind=str)
-        if not relative:
-            continue
+        if not relative or not containment.is_inside(job.path, relative):
+            continue  # a file outside the project is reported (and never read) as such
         target = job.resolve(relative)
         path = "$." + ".".join(keys)
         if target.is_dir():
@@ -253,9 +254,13 @@ def _inline_templates(job: RawJob) -> Iterator[tuple[str, str]]:
 def _file_template(job: RawJob, keys: tuple[str, ...], scope: Scope) -> Iterator[Diagnostic]:
     relative = job.get(*keys, kind=str)
     target = job.resolve(relative) if relative else None
-    if target is None or not target.is_file():
-        return  # reported by _referenced_files
+    if target is None or not target.is_file() or not containment.is_inside(job.path, relative):
+        return  # reported by _referenced_files or containment.check
     json_p = "$." + ".".join(keys)
+    if target.stat().st_size > limits.MAX_REQUEST_BYTES:
+        message = f"{display_name(target)} is larger than a request may be: shorten it"
+        yield job.at(json_p, message)
+        return
     try:
         source = target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

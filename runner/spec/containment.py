@@ -1,0 +1,163 @@
+"""Where a job may read and write: inside its project root.
+
+The project root is the git repository holding the job file (the nearest folder above it
+with a `.git`), or the job file's own folder when it is in none; an operator can name it
+with BATCHRUN_PROJECT_ROOT (a container image without `.git`). Every path a job names
+(inputs, prompt and system files, outputs) and its state folder must resolve, symlinks
+followed, inside that root: a job file from a pull request must not send `/etc/passwd`
+to the API through `docs/x.txt -> /etc/passwd`, nor write over `~/.ssh`. An input or an
+output that really lives elsewhere says so with `allow_outside: true`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import posixpath
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.errors import Diagnostic
+from runner.globs import _literal_prefix, find_files
+
+if TYPE_CHECKING:
+    from runner.spec.checks import RawJob
+
+MAX_NAMED = 10  # input files named one by one in a finding; the others are counted
+
+# (keys in the document, the section whose `allow_outside` opts out, the fix to suggest)
+_NAMED: tuple[tuple[tuple[str, ...], str | None, str], ...] = (
+    (("input", "jsonl"), "input", "read"),
+    (("input", "csv"), "input", "read"),
+    (("output", "path"), "output", "write"),
+    (("prompt_file",), None, "read"),
+    (("system", "file"), None, "read"),
+)
+
+
+ROOT_ENV = "BATCHRUN_PROJECT_ROOT"
+
+
+def project_root(job_folder: Path) -> Path:
+    """BATCHRUN_PROJECT_ROOT if set, else the git repository holding `job_folder`, else
+    `job_folder` itself (resolved)."""
+    named = os.environ.get(ROOT_ENV)
+    return Path(named).resolve() if named else _found_root(job_folder)
+
+
+@functools.lru_cache(maxsize=256)
+def _found_root(job_folder: Path) -> Path:
+    folder = job_folder.resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return folder
+
+
+def root_words(root: Path) -> str:
+    """The root and how it was chosen, for messages."""
+    if os.environ.get(ROOT_ENV):
+        return f"the project root {root} ({ROOT_ENV})"
+    if (root / ".git").exists():
+        return f"the project root {root} (the git repository holding the job file)"
+    return (
+        f"the project root {root} (the job file's folder, which is in no git repository; "
+        f"set {ROOT_ENV} to name another)"
+    )
+
+
+def escape(root: Path, base: Path, relative: str) -> str | None:
+    """Why `base/relative` leaves `root`, or None when it stays inside. Resolved with every
+    symlink followed; a path that does not exist yet, as far as it exists."""
+    lexical = Path(posixpath.normpath(base / relative))
+    target = Path(os.path.realpath(lexical))
+    if _inside(root, target):
+        return None
+    if _inside(root, lexical):
+        return f"{relative} is a symlink to {target}, outside {root_words(root)}"
+    return f"{relative} is outside {root_words(root)}"
+
+
+def is_inside(job_path: Path, relative: str) -> bool:
+    """Whether a path the job names resolves inside its project root (read it only then)."""
+    root = project_root(job_path.parent)
+    return escape(root, job_path.parent, relative) is None
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def state_escape(job_path: Path, state_dir: Path) -> str | None:
+    """Why a state folder beside a job leaves its root (`.batchrun` symlinked away)."""
+    root = project_root(job_path.parent)
+    target = Path(os.path.realpath(state_dir))
+    if _inside(root, target):
+        return None
+    return (
+        f"the state folder {state_dir} resolves to {target}, outside {root_words(root)}: "
+        "remove the symlink, or keep the state elsewhere on purpose with --state-dir"
+    )
+
+
+def check(job: RawJob) -> Iterator[Diagnostic]:
+    """A finding for each path of the job that leaves its project root."""
+    root = project_root(job.path.parent)
+    for keys, section, verb in _NAMED:
+        relative = job.get(*keys, kind=str)
+        if not relative or "://" in relative:  # an object-storage URL is not a local path
+            continue
+        if section is not None and _allowed(job, section):
+            continue
+        why = escape(root, job.path.parent, relative)
+        if why is not None:
+            yield job.at("$." + ".".join(keys), f"{why}: {_fix(section, verb)}")
+    yield from _glob(job, root)
+    name = job.get("name", kind=str)
+    state = job.path.parent / ".batchrun"
+    if name and "/" not in name and state.exists() and (why := state_escape(job.path, state)):
+        yield job.at("$.name", why)
+
+
+def _allowed(job: RawJob, section: str) -> bool:
+    part = job.doc.get(section)
+    return isinstance(part, dict) and part.get("allow_outside") is True
+
+
+def _fix(section: str | None, verb: str) -> str:
+    if section is None:
+        return "move the file inside the project"
+    return (
+        f"move it inside the project, or set {section}.allow_outside: true if the job must "
+        f"{verb} it there"
+    )
+
+
+def _glob(job: RawJob, root: Path) -> Iterator[Diagnostic]:
+    pattern = job.get("input", "glob", kind=str)
+    if not pattern or Path(pattern).is_absolute() or _allowed(job, "input"):
+        return
+    base = job.path.parent
+    prefix = _literal_prefix(pattern) or "."  # the folder the walk starts in
+    why = escape(root, base, prefix)
+    if why is not None:  # the whole walk would be outside: say it once
+        yield job.at("$.input.glob", f"the glob's folder {why}: {_fix('input', 'read')}")
+        return
+    excludes = [e for e in job.get("input", "exclude", kind=list) or () if isinstance(e, str)]
+    try:
+        matched = find_files(base, pattern, excludes)
+    except OSError:
+        return  # an unreadable folder is reported by the glob check
+    # The walk follows no symlinked folder, so only a file itself, or a `..`, can lead out.
+    leaving = [
+        why
+        for rel in matched
+        if ((base / rel).is_symlink() or rel.startswith("../"))
+        and (why := escape(root, base, rel)) is not None
+    ]
+    for why in leaving[:MAX_NAMED]:
+        fix = "remove the link, leave it out with input.exclude, or set input.allow_outside: true"
+        yield job.at("$.input.glob", f"the input {why}: {fix}")
+    if len(leaving) > MAX_NAMED:
+        yield job.at("$.input.glob", f"... and {len(leaving) - MAX_NAMED} more such inputs")
