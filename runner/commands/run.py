@@ -12,7 +12,7 @@ from runner import executor
 from runner.commands import outcomes
 from runner.commands.wiring import Remote, api_errors, backend, open_job, state_dir
 from runner.executor import Context, RunSummary
-from runner.spec import JobSpec, load_job
+from runner.spec import JobSpec, load_job, siblings
 
 if TYPE_CHECKING:
     pass  # the SDK: imported only when the API is called
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 def run_jobs(paths: tuple[Path, ...], no_wait: bool, root: Path | None, remote: Remote) -> int:
     """`batchrun run`: print each job's outcome; the worst exit code wins. A job another run
     holds is reported first, as it is found before the others start."""
-    results = run_results([load_job(p) for p in paths], no_wait, root, remote)
+    jobs = [load_job(p) for p in paths]
+    siblings.refuse_shared((j.path, j.name, str(j.output.path)) for j in jobs)
+    results = run_results(jobs, no_wait, root, remote)
     for r in sorted(results, key=lambda r: not r.already_running):
         print("\n".join(outcomes.format_run(r)))
     return max(r.exit_code for r in results)
