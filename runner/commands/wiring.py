@@ -17,8 +17,9 @@ from runner.backend import Lazy, Retryable, require_api_key
 from runner.errors import BatchrunError
 from runner.executor.context import BudgetCheck, Compiler, Context, Pricer
 from runner.records import RequestState
-from runner.sinks import open_sink
-from runner.spec import JobRef, JobSpec, load_ref
+from runner.sinks import drift, open_sink
+from runner.sinks.guarded import open_guarded
+from runner.spec import JobRef, JobSpec, containment, load_ref
 from runner.store import LockHeld, Store, default_state_dir
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def make_context(job: JobSpec, store: Store, api: Backend, show_progress: bool =
         job=job,
         store=store,
         backend=api,
-        sink=open_sink(job),
+        sink=open_guarded(job.output.path, lambda: open_sink(job)),
         compiler=compiler(),
         price=pricer(job),
         check_budget=budget_check(store),
@@ -180,6 +181,7 @@ def open_job(
 ) -> Context | None:
     """The job's locked state and open sink, closed by `stack`; None if another run holds
     the job (nothing is submitted twice)."""
+    refuse_state_outside(job, where)
     store = Store.open(where)
     stack.callback(store.close)
     try:
@@ -190,9 +192,24 @@ def open_job(
         _refuse_lost_state(job, store)
     if not job.output.path.exists() and store.has_results():
         store.mark_all_unwritten()  # the output was removed: rebuild it from state
+    elif drift.torn_tail(job):
+        # A crash or a full disk cut the sink's last line: its input is restored from state
+        # (the sink cuts the torn line off at its first write, and every row is fed again).
+        log.get("batchrun").warning("the sink's last line was cut: restoring it from state")
+        store.mark_all_unwritten()
     ctx = make_context(job, store, api, show_progress)
     stack.callback(ctx.sink.close)
     return ctx
+
+
+def refuse_state_outside(job: JobSpec | JobRef, where: Path) -> None:
+    """The state folder beside a job stays inside its project root (a `.batchrun` symlinked
+    elsewhere by a pull request must not be written through); --state-dir is the
+    operator's own choice."""
+    if where == default_state_dir(job.path, job.name):
+        why = containment.state_escape(job.path, where)
+        if why is not None:
+            raise BatchrunError(f"{job.path}: {why}")
 
 
 def _refuse_lost_state(job: JobSpec, store: Store) -> None:

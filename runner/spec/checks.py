@@ -64,7 +64,7 @@ def check_job(job: RawJob) -> list[Diagnostic]:
     """Every finding of the checks below, unsorted."""
     found: list[Diagnostic] = []
     checks = (
-        containment.check,
+        _inside_the_project,
         _referenced_files,
         _input_options,
         _output_is_input,
@@ -83,6 +83,10 @@ def check_job(job: RawJob) -> list[Diagnostic]:
 
 
 _REFERENCED = (("system", "file"), ("prompt_file",), ("input", "jsonl"), ("input", "csv"))
+
+
+def _inside_the_project(job: RawJob) -> Iterator[Diagnostic]:
+    return containment.check(job.path, job.doc, job.at)
 
 
 def _referenced_files(job: RawJob) -> Iterator[Diagnostic]:

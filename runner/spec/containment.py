@@ -14,15 +14,14 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from runner.errors import Diagnostic
 from runner.globs import _literal_prefix, find_files
 
-if TYPE_CHECKING:
-    from runner.spec.checks import RawJob
+At = Callable[[str, str], Diagnostic]  # (JSON path, message) -> a finding placed there
 
 MAX_NAMED = 10  # input files named one by one in a finding; the others are counted
 
@@ -101,28 +100,37 @@ def state_escape(job_path: Path, state_dir: Path) -> str | None:
     )
 
 
-def check(job: RawJob) -> Iterator[Diagnostic]:
-    """A finding for each path of the job that leaves its project root."""
-    root = project_root(job.path.parent)
+def check(job_path: Path, doc: Mapping[str, Any], at: At) -> Iterator[Diagnostic]:
+    """A finding for each path of the job file `job_path` (a possibly invalid document)
+    that leaves its project root."""
+    root = project_root(job_path.parent)
     for keys, section, verb in _NAMED:
-        relative = job.get(*keys, kind=str)
+        relative = _get(doc, keys)
         if not relative or "://" in relative:  # an object-storage URL is not a local path
             continue
-        if section is not None and _allowed(job, section):
+        if section is not None and _allowed(doc, section):
             continue
-        why = escape(root, job.path.parent, relative)
+        why = escape(root, job_path.parent, relative)
         if why is not None:
-            yield job.at("$." + ".".join(keys), f"{why}: {_fix(section, verb)}")
-    yield from _glob(job, root)
-    name = job.get("name", kind=str)
-    state = job.path.parent / ".batchrun"
-    if name and "/" not in name and state.exists() and (why := state_escape(job.path, state)):
-        yield job.at("$.name", why)
+            yield at("$." + ".".join(keys), f"{why}: {_fix(section, verb)}")
+    yield from _glob(job_path, doc, at, root)
+    state = job_path.parent / ".batchrun"
+    if isinstance(doc.get("name"), str) and state.exists():
+        why = state_escape(job_path, state)
+        if why is not None:
+            yield at("$.name", why)
 
 
-def _allowed(job: RawJob, section: str) -> bool:
-    part = job.doc.get(section)
-    return isinstance(part, dict) and part.get("allow_outside") is True
+def _get(doc: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    value: Any = doc
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def _allowed(doc: Mapping[str, Any], section: str) -> bool:
+    part = doc.get(section)
+    return isinstance(part, Mapping) and part.get("allow_outside") is True
 
 
 def _fix(section: str | None, verb: str) -> str:
@@ -134,17 +142,18 @@ def _fix(section: str | None, verb: str) -> str:
     )
 
 
-def _glob(job: RawJob, root: Path) -> Iterator[Diagnostic]:
-    pattern = job.get("input", "glob", kind=str)
-    if not pattern or Path(pattern).is_absolute() or _allowed(job, "input"):
+def _glob(job_path: Path, doc: Mapping[str, Any], at: At, root: Path) -> Iterator[Diagnostic]:
+    pattern = _get(doc, ("input", "glob"))
+    if not pattern or Path(pattern).is_absolute() or _allowed(doc, "input"):
         return
-    base = job.path.parent
+    base = job_path.parent
     prefix = _literal_prefix(pattern) or "."  # the folder the walk starts in
     why = escape(root, base, prefix)
     if why is not None:  # the whole walk would be outside: say it once
-        yield job.at("$.input.glob", f"the glob's folder {why}: {_fix('input', 'read')}")
+        yield at("$.input.glob", f"the glob's folder {why}: {_fix('input', 'read')}")
         return
-    excludes = [e for e in job.get("input", "exclude", kind=list) or () if isinstance(e, str)]
+    exclude = _get_list(doc.get("input"), "exclude")
+    excludes = [e for e in exclude if isinstance(e, str)]
     try:
         matched = find_files(base, pattern, excludes)
     except OSError:
@@ -158,6 +167,11 @@ def _glob(job: RawJob, root: Path) -> Iterator[Diagnostic]:
     ]
     for why in leaving[:MAX_NAMED]:
         fix = "remove the link, leave it out with input.exclude, or set input.allow_outside: true"
-        yield job.at("$.input.glob", f"the input {why}: {fix}")
+        yield at("$.input.glob", f"the input {why}: {fix}")
     if len(leaving) > MAX_NAMED:
-        yield job.at("$.input.glob", f"... and {len(leaving) - MAX_NAMED} more such inputs")
+        yield at("$.input.glob", f"... and {len(leaving) - MAX_NAMED} more such inputs")
+
+
+def _get_list(section: Any, key: str) -> list[Any]:
+    value = section.get(key) if isinstance(section, Mapping) else None
+    return value if isinstance(value, list) else []

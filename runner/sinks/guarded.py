@@ -1,0 +1,81 @@
+"""A sink whose resource faults (a full disk, a read-only or forbidden folder, a damaged
+output database) are errors naming the output and the fix, not tracebacks.
+
+Nothing is lost when a write fails: the executor marks rows written only after the sink
+has them durably, so the next run feeds the sink again from state (a JSONL line cut by
+the failed write is restored from state too: see `torn_tail`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from runner.errors import BatchrunError
+from runner.faults import WRITE_ERRNOS, os_error, sqlite_error
+from runner.records import DeadLetter, ResultRecord
+from runner.sinks import Sink
+
+_WHAT = "the job's output"
+_FIX = "output.path"
+
+
+@contextlib.contextmanager
+def output_faults(output: Path) -> Iterator[None]:
+    """Word the resource faults of what runs inside as errors naming `output`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        where = Path(exc.filename) if exc.filename else output
+        raise os_error(exc, where, _WHAT, _FIX) from exc
+    except sqlite3.DatabaseError as exc:
+        if "malformed" in str(exc) or "not a database" in str(exc):
+            raise BatchrunError(
+                f"the output database {output} is damaged ({exc}): move it aside, then run "
+                "again: the output is rebuilt from the job's state"
+            ) from exc
+        raise sqlite_error(exc, output, _WHAT, _FIX) from exc
+
+
+def open_guarded(output: Path, open_sink: Callable[[], Sink]) -> Sink:
+    """`open_sink()` with its faults, and those of every later call, worded."""
+    with output_faults(output):
+        sink = open_sink()
+    if hasattr(sink, "upsert_lines"):
+        return GuardedLineSink(sink, output)
+    return GuardedSink(sink, output)
+
+
+class GuardedSink:
+    """A sink whose calls word their resource faults (see the module docstring)."""
+
+    def __init__(self, sink: Sink, output: Path) -> None:
+        self.sink, self.output = sink, output
+
+    def upsert(self, records: Sequence[ResultRecord]) -> None:
+        with output_faults(self.output):
+            self.sink.upsert(records)
+
+    def upsert_dead(self, letters: Sequence[DeadLetter]) -> None:
+        with output_faults(self.output):
+            self.sink.upsert_dead(letters)
+
+    def flush(self) -> None:
+        with output_faults(self.output):
+            self.sink.flush()
+
+    def close(self) -> None:
+        with output_faults(self.output):
+            self.sink.close()
+
+
+class GuardedLineSink(GuardedSink):
+    """For a sink that takes stored lines as they are (the JSONL sink's fast path)."""
+
+    def upsert_lines(self, lines: Sequence[tuple[str, str, bytes]]) -> None:
+        with output_faults(self.output):
+            self.sink.upsert_lines(lines)  # type: ignore[attr-defined]
