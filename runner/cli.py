@@ -141,18 +141,37 @@ emulator_config_option = click.option(
 )
 
 
+def _duration_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    from runner.backend.reach import duration
+
+    seconds = duration(value.strip())
+    if seconds is None:
+        raise click.BadParameter(f"{value!r} is not a duration such as 90s, 5m or 1h")
+    return seconds
+
+
 @cli.command("run")
 @jobs_argument
 @click.option("--no-wait", is_flag=True, help="Do one reconcile pass and exit (cron/CI mode).")
 @emulate_option
 @state_dir_option
 @emulator_config_option
+@click.option(
+    "--unreachable-timeout",
+    metavar="DURATION",
+    callback=_duration_option,
+    help="How long to retry an API that cannot be reached before exiting 1 "
+    "(default 5m, or BATCHRUN_UNREACHABLE_TIMEOUT).",
+)
 def run_cmd(
     jobs: tuple[Path, ...],
     no_wait: bool,
     emulate: bool,
     state_dir: Path | None,
     emulator_config: Path | None,
+    unreachable_timeout: float | None,
 ) -> None:
     """Submit what is missing, collect what ended, retry what failed; until done."""
     if emulate and no_wait:
@@ -163,7 +182,7 @@ def run_cmd(
         )
     from runner.commands import run, wiring
 
-    remote = wiring.Remote(emulate, emulator_config)
+    remote = wiring.Remote(emulate, emulator_config, unreachable_timeout=unreachable_timeout)
     sys.exit(_guard(lambda: run.run_jobs(jobs, no_wait, state_dir, remote)))
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from runner import executor
 from runner.commands import outcomes
-from runner.commands.wiring import Remote, api_errors, backend, open_job, state_dir
+from runner.commands.wiring import Remote, api_errors, backend, open_job, patient, state_dir
 from runner.executor import Context, RunSummary
 from runner.spec import JobSpec, load_job, siblings
 
@@ -41,7 +41,8 @@ def run_results(
     nothing (a progress line on a terminal's stderr if `show_progress`).
     With --emulate and no --state-dir the state is a temporary folder: the emulator's
     batches vanish with this command, so a kept state would point at batches no API knows."""
-    with api_errors(), backend(remote) as api, contextlib.ExitStack() as stack:
+    with api_errors(), backend(remote) as connected, contextlib.ExitStack() as stack:
+        api = patient(connected, remote, no_wait)
         if remote.emulate and root is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="batchrun-")))
         opened = [

@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ class Remote:
     emulator_config: Path | None = None
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
+    unreachable_timeout: float | None = None  # seconds; None: BATCHRUN_UNREACHABLE_TIMEOUT
 
 
 def state_dir(job: JobSpec | JobRef, root: Path | None) -> Path:
@@ -78,6 +80,18 @@ def backend(remote: Remote) -> Iterator[Backend]:
         require_api_key()
         with contextlib.closing(_lazy(remote.base_url)) as api:
             yield api
+
+
+def patient(api: Backend, remote: Remote, no_wait: bool) -> Backend:
+    """`api` giving up, with a clear error, on an API it cannot reach for too long
+    (backend/reach.py); an in-process emulator is always reachable."""
+    if remote.emulate:
+        return api
+    from runner.backend import reach
+
+    patience = reach.patience(remote.unreachable_timeout, no_wait)
+    url = reach.api_url(remote.base_url)
+    return cast("Backend", reach.Reach(api, url, patience, time.monotonic))
 
 
 def _connect(base_url: str | None, **how: Any) -> Backend:
