@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -55,6 +56,13 @@ class EmulatorServer(ThreadingHTTPServer):
             self._open.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets or stalls its connection between requests is not an error
+        of the emulator's: no traceback on stderr for it."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         with self._open_lock:
             for sock in list(self._open):
@@ -67,6 +75,12 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; with Nagle on, delayed ACKs add ~40 ms.
     disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        # A client that stops sending (or never sends) gives up its thread after this long,
+        # like the real API's front end, instead of holding it forever.
+        self.connection.settimeout(self.server.service.config.read_timeout_s)
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -120,17 +134,28 @@ class Handler(BaseHTTPRequestHandler):
             status = self._dispatch(endpoint, item_id, body, parse_qs(url.query))
         except errors.ApiError as exc:
             status = exc.status
-            self._send_error(exc)
+            self._try_send(exc)
         except (BrokenPipeError, ConnectionResetError):
             # The client went away (for example it abandoned a results stream): normal.
             self.close_connection = True
             status = 499
+        except TimeoutError:
+            self.close_connection = True  # a body left half read: this connection is done
+            status = 408
+            self._try_send(errors.ApiError(408, "timeout_error", "Request body read timed out"))
         except Exception:
             log.get("batchrun.emulator").exception("emulator bug", path=url.path)
             self.close_connection = True  # a response may be half written: start afresh
             status = 500
-            self._send_error(errors.ApiError(500, "api_error", "Internal emulator error"))
+            self._try_send(errors.ApiError(500, "api_error", "Internal emulator error"))
         self._log(method, url.path, endpoint, status, started)
+
+    def _try_send(self, exc: errors.ApiError) -> None:
+        """Answer with the error envelope, unless the client has gone or stopped reading."""
+        try:
+            self._send_error(exc)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
 
     def _log(self, method: str, path: str, endpoint: str, status: int, started: float) -> None:
         # In-process emulators (tests, `run --emulate`) stay quiet: their requests are the
@@ -167,18 +192,31 @@ class Handler(BaseHTTPRequestHandler):
         return self.server.service.config.max_body_bytes
 
     def _read_body(self, limit: int) -> bytes:
-        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+        lengths = self.headers.get_all("content-length") or []
+        chunked = "chunked" in (self.headers.get("transfer-encoding") or "").lower()
+        if chunked and lengths:
+            self.close_connection = True  # which one frames the body is ambiguous
+            raise errors.invalid("Content-Length and Transfer-Encoding: chunked together")
+        if chunked:
             return self._read_chunked(limit)
-        try:
-            length = int(self.headers.get("content-length") or 0)
-        except ValueError:
+        if len(set(lengths)) > 1:
+            self.close_connection = True
+            raise errors.invalid("Content-Length: given twice with different values")
+        text = lengths[0].strip() if lengths else "0"
+        if not text.isdigit() or not text.isascii():
             self.close_connection = True  # the body's end is unknown: drop the connection
-            raise errors.invalid("Content-Length: not a number") from None
+            raise errors.invalid(f"Content-Length: {text[:40]!r} is not a number of bytes")
+        length = int(text)
         if length > limit:
-            self._drain(length)
+            self._drain(min(length, limit))
+            self.close_connection = True  # the rest is not read: this connection is done
             raise _too_large()
         # One read of the whole body: the fastest way in, and a single copy in memory.
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            self.close_connection = True
+            raise errors.invalid("the request body ended before its Content-Length")
+        return body
 
     def _read_chunked(self, limit: int) -> bytes:
         """A chunked request body (SDK callers that pass a generator as `content`). Past
@@ -208,12 +246,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def _drain(self, length: int) -> None:
         # Reading the rejected body keeps the connection usable and lets the client see the
-        # 413 instead of a reset while it is still sending.
-        while length > 0:
-            chunk = self.rfile.read(min(length, DRAIN_BYTES))
-            if not chunk:
-                break
-            length -= len(chunk)
+        # 413 instead of a reset while it is still sending; one that stops sending is not
+        # waited for past the read timeout.
+        try:
+            while length > 0:
+                chunk = self.rfile.read(min(length, DRAIN_BYTES))
+                if not chunk:
+                    break
+                length -= len(chunk)
+        except TimeoutError:
+            self.close_connection = True
 
     def _context(self) -> Context:
         betas = frozenset(
