@@ -264,12 +264,18 @@ def plan_cmd(
     type=click.Path(dir_okay=False, path_type=Path),
     help="File to write (atomically); default stdout.",
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="CSV: keep cells as they are (by default a cell starting with = + - @ gets a "
+    "leading ' so that spreadsheets do not run it as a formula).",
+)
 @state_dir_option
-def export_cmd(job: Path, fmt: str, out: Path | None, state_dir: Path | None) -> None:
+def export_cmd(job: Path, fmt: str, out: Path | None, raw: bool, state_dir: Path | None) -> None:
     """Write the job's current results, whatever its sink, as JSONL or CSV."""
     from runner.commands import export
 
-    sys.exit(_guard(lambda: export.export_job(job, fmt, out, state_dir)))
+    sys.exit(_guard(lambda: export.export_job(job, fmt, out, state_dir, raw=raw)))
 
 
 @cli.command("verify")

@@ -8,7 +8,10 @@ record at a time, so memory stays flat whatever the job size.
 - CSV: a header row of `CSV_COLUMNS`, then one row per record; usage figures flattened as
   `usage.<field>`, the message left out (use JSONL for it). Empty cell = null. Fields with
   commas, quotes or newlines are quoted (RFC 4180, CRLF line ends), so `csv.reader` reads
-  back exactly the strings written.
+  back exactly the strings written. A cell a spreadsheet would run as a formula (starting
+  with `=`, `+`, `-`, `@`, a tab or a carriage return: an answer can say anything) gets a
+  leading `'`, as OWASP's CSV-injection guidance recommends; `raw=True` (`--raw`) keeps
+  cells exactly as they are.
 """
 
 from __future__ import annotations
@@ -60,8 +63,11 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 
 
-def export(records: Iterable[ResultRecord], fmt: Format, out: IO[bytes] | IO[str]) -> int:
-    """Write `records` to `out` in `fmt`; return how many were written.
+def export(
+    records: Iterable[ResultRecord], fmt: Format, out: IO[bytes] | IO[str], *, raw: bool = False
+) -> int:
+    """Write `records` to `out` in `fmt`; return how many were written. CSV cells that
+    look like formulas are neutralised unless `raw`.
 
     `out` may be binary (a file opened "wb", `sys.stdout.buffer`) or text; text streams
     should be opened with `newline=""` so CSV line ends are not translated. `out` is left
@@ -71,11 +77,13 @@ def export(records: Iterable[ResultRecord], fmt: Format, out: IO[bytes] | IO[str
     if fmt == "jsonl":
         return _export_jsonl(records, write)
     if fmt == "csv":
-        return _export_csv(records, write)
+        return _export_csv(records, write, raw)
     raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-def export_file(records: Iterable[ResultRecord], fmt: Format, path: Path) -> int:
+def export_file(
+    records: Iterable[ResultRecord], fmt: Format, path: Path, *, raw: bool = False
+) -> int:
     """`export` into the file `path`, atomically: a failed export leaves any old file whole.
 
     Written to a temp file beside `path`, fsynced, then renamed over it.
@@ -84,7 +92,7 @@ def export_file(records: Iterable[ResultRecord], fmt: Format, path: Path) -> int
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.export-tmp")
     try:
         with tmp.open("wb") as out:
-            count = export(records, fmt, out)
+            count = export(records, fmt, out, raw=raw)
             out.flush()
             os.fsync(out.fileno())
         tmp.replace(path)
@@ -168,14 +176,26 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _export_csv(records: Iterable[ResultRecord], write: Callable[[bytes], Any]) -> int:
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """A cell no spreadsheet runs as a formula: a leading `'` before a formula's first
+    character (the spreadsheet shows the text as it is)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def _export_csv(
+    records: Iterable[ResultRecord], write: Callable[[bytes], Any], raw: bool = False
+) -> int:
     # csv writes text; one small buffer per row keeps memory flat and the output binary.
     buffer = io.StringIO()
     rows = csv.writer(buffer)
     rows.writerow(CSV_COLUMNS)
     count = 0
     for record in records:
-        rows.writerow(csv_row(record))
+        row = csv_row(record)
+        rows.writerow(row if raw else [neutralise(cell) for cell in row])
         count += 1
         write(buffer.getvalue().encode("utf-8"))
         buffer.seek(0)
@@ -184,7 +204,7 @@ def _export_csv(records: Iterable[ResultRecord], write: Callable[[bytes], Any]) 
     return count
 
 
-def export_job(path: Path, fmt: str, out: Path | None, root: Path | None) -> int:
+def export_job(path: Path, fmt: str, out: Path | None, root: Path | None, raw: bool = False) -> int:
     """`batchrun export`: the job's current results from its state, whatever the sink, as
     JSONL or CSV, to a file (written atomically) or to stdout."""
     job = state_ref(path)
@@ -196,9 +216,9 @@ def export_job(path: Path, fmt: str, out: Path | None, root: Path | None) -> int
         records = store.iter_results()
         kind: Format = "csv" if fmt == "csv" else "jsonl"
         if out is not None:
-            count = export_file(records, kind, out)
+            count = export_file(records, kind, out, raw=raw)
         else:
-            count = export(records, kind, sys.stdout.buffer)
+            count = export(records, kind, sys.stdout.buffer, raw=raw)
             sys.stdout.buffer.flush()
     finally:
         store.close()

@@ -95,8 +95,9 @@ def read_csv(data: bytes) -> list[dict[str, str]]:
 
 
 def test_csv_round_trips_through_the_csv_module() -> None:
+    """With raw=True (`--raw`) every cell reads back exactly as it was."""
     out = io.BytesIO()
-    assert export(records(), "csv", out) == len(TRICKY)
+    assert export(records(), "csv", out, raw=True) == len(TRICKY)
     back = read_csv(out.getvalue())
     assert [row["text"] for row in back] == TRICKY
     assert back == [dict(zip(CSV_COLUMNS, csv_row(r), strict=True)) for r in records()]
@@ -194,3 +195,30 @@ def test_a_failed_export_file_leaves_the_old_file(tmp_path: Path) -> None:
         export_file(failing(), "jsonl", target)
     assert target.read_bytes() == b"old\n"
     assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1+1", "'+1+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("plain = text", "plain = text"),
+        ("", ""),
+    ],
+)
+def test_csv_neutralises_cells_a_spreadsheet_would_run(text: str, cell: str) -> None:
+    """Formula injection: an answer (or an input key) starting like a formula gets a
+    leading ' unless --raw; everything else is left alone."""
+    out = io.BytesIO()
+    export([rec("k", text)], "csv", out)
+    assert read_csv(out.getvalue())[0]["text"] == cell
+
+
+def test_csv_neutralises_every_column_not_only_the_answer() -> None:
+    out = io.BytesIO()
+    export([rec("=cmd|' /C calc'!A0", "ok")], "csv", out)
+    assert read_csv(out.getvalue())[0]["input_key"] == "'=cmd|' /C calc'!A0"
