@@ -18,6 +18,7 @@ from runner.commands.export import (
     csv_row,
     export,
     export_file,
+    neutralise,
     record_from_json,
     record_to_json,
 )
@@ -131,9 +132,13 @@ def test_missing_usage_fields_are_empty_cells() -> None:
 
 @given(st.text())
 def test_any_text_survives_csv(text: str) -> None:
-    out = io.BytesIO()
-    export([rec("k", text)], "csv", out)
-    assert read_csv(out.getvalue())[0]["text"] == text
+    """Raw, exactly; neutralised, exactly but for the one leading quote."""
+    raw, safe = io.BytesIO(), io.BytesIO()
+    export([rec("k", text)], "csv", raw, raw=True)
+    export([rec("k", text)], "csv", safe)
+    assert read_csv(raw.getvalue())[0]["text"] == text
+    assert read_csv(safe.getvalue())[0]["text"] == neutralise(text)
+    assert neutralise(text).removeprefix("'") == text or neutralise(text) == text
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
@@ -178,7 +183,7 @@ def test_jsonl_line_is_the_jsonl_sinks_line() -> None:
 
 def test_export_file_replaces_the_file_whole(tmp_path: Path) -> None:
     target = tmp_path / "exports/results.csv"
-    assert export_file(records(), "csv", target) == len(TRICKY)
+    assert export_file(records(), "csv", target, raw=True) == len(TRICKY)
     assert [row["text"] for row in read_csv(target.read_bytes())] == TRICKY
     assert list(target.parent.iterdir()) == [target]  # no temp file left behind
 
