@@ -1,0 +1,245 @@
+"""Resource faults end with exit 1, the path and the fix, and lose nothing: a full disk or a
+read-only folder under the output or the state (a small tmpfs when the tests run as root,
+a patched writer otherwise), a forbidden folder, a damaged state, a state folder removed
+under a live run. After each, the next run finishes with every input once."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import structlog
+from click.testing import CliRunner
+
+from runner import crashpoint
+from runner.cli import cli
+from runner.executor.spool import SPOOL_NAME
+from runner.sinks.jsonl import KeyedJsonl
+from tests.e2e.helpers import write_job
+
+INPUTS = 3
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+
+
+def run(job: Path, *extra: str) -> tuple[int, str]:
+    args = ["run", "--emulate", "--state-dir", str(job.parent / "st"), *extra, str(job)]
+    result = CliRunner().invoke(cli, args)
+    return result.exit_code, result.stdout + result.stderr
+
+
+def lines(job: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(x) for x in (job.parent / "out" / "e2e.jsonl").read_bytes().splitlines()]
+
+
+def finishes_with_nothing_lost(job: Path) -> None:
+    """The next run submits nothing (the results are in state) and the sink has them all."""
+    code, out = run(job)
+    assert code == 0, out
+    assert "submitted 0 requests" in out
+    assert sorted(r["input_key"] for r in lines(job)) == [
+        f"data/e2e/in{i:03d}.txt" for i in range(INPUTS)
+    ]
+
+
+@pytest.fixture(params=["tmpfs", "patched"])
+def disk(request: pytest.FixtureRequest) -> str:
+    """How a fault is made: a real small file system (root only), or a patched writer."""
+    return str(request.param)
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, disk: str, size: str = "64k") -> Iterator[bool]:
+    """A small tmpfs at `folder` when `disk` asks for it; skips the test when the tests
+    cannot mount (not root). With "patched", nothing is mounted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = disk == "tmpfs" and os.geteuid() == 0 and shutil.which("mount") is not None
+    if mounted:
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+            capture_output=True,
+        )
+        mounted = proc.returncode == 0
+    if disk == "tmpfs" and not mounted:
+        pytest.skip("a tmpfs needs root and mount(8): the patched writer covers this case")
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system holding `folder` to the last byte; the filler file is returned."""
+    filler = folder / "filler"
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as f:
+        while True:
+            f.write(b"\0" * 512)
+    return filler
+
+
+def refuse_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, exc: OSError) -> None:
+    """The patched writer: `owner.name` raises `exc` on its first call, then works again."""
+    real = getattr(owner, name)
+    calls = {"n": 0}
+
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, patched)
+
+
+def test_full_disk_under_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, disk: str
+) -> None:
+    job = write_job(tmp_path, inputs=INPUTS)
+    out = tmp_path / "out"
+    with tmpfs(out, disk) as mounted:
+        if mounted:
+            filler = fill(out)
+        else:
+            nospace = OSError(errno.ENOSPC, "No space left on device")
+            refuse_once(monkeypatch, KeyedJsonl, "_append", nospace)
+        code, text = run(job)
+        assert code == 1, text
+        assert f"error: no space left on the device holding {out}" in text
+        assert "free some space, or write elsewhere (output.path)" in text
+        assert "nothing is lost: the next run goes on from the last step saved" in text
+        if mounted:
+            filler.unlink()
+        finishes_with_nothing_lost(job)
+
+
+def test_read_only_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, disk: str) -> None:
+    job = write_job(tmp_path, inputs=INPUTS)
+    out = tmp_path / "out"
+    with tmpfs(out, disk) as mounted:
+        if mounted:
+            subprocess.run(["mount", "-o", "remount,ro", str(out)], check=True)
+        else:
+            readonly = OSError(errno.EROFS, "Read-only file system")
+            refuse_once(monkeypatch, KeyedJsonl, "_append", readonly)
+        code, text = run(job)
+        assert code == 1, text
+        assert "is on a read-only file system: mount it writable" in text
+        if mounted:
+            subprocess.run(["mount", "-o", "remount,rw", str(out)], check=True)
+        finishes_with_nothing_lost(job)
+
+
+def test_forbidden_output_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root ignores permissions, so this one is always the patched writer."""
+    job = write_job(tmp_path, inputs=INPUTS)
+    target = str(tmp_path / "out" / "e2e.jsonl")
+    denied = PermissionError(errno.EACCES, "Permission denied", target)
+    refuse_once(monkeypatch, KeyedJsonl, "_append", denied)
+    code, text = run(job)
+    assert code == 1, text
+    assert f"error: permission denied writing {target} (the job's output)" in text
+    finishes_with_nothing_lost(job)
+
+
+def test_full_disk_under_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, disk: str
+) -> None:
+    job = write_job(tmp_path, inputs=INPUTS)
+    state = tmp_path / "st"
+    with tmpfs(state, disk, size="2m") as mounted:
+        if mounted:
+            filler = fill(state)
+        else:
+            real_open = Path.open
+
+            def spool_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+                if self.name == SPOOL_NAME and args[:1] == ("wb",):
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return real_open(self, *args, **kwargs)
+
+            monkeypatch.setattr(Path, "open", spool_open)
+        code, text = run(job)
+        assert code == 1, text
+        assert "error: no space left on the device holding" in text and str(state) in text
+        assert "or write elsewhere (--state-dir DIR)" in text
+        if mounted:
+            filler.unlink()
+        monkeypatch.undo()
+        code, text = run(job)
+        assert code == 0, text
+        assert len(lines(job)) == INPUTS
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated"])
+def test_damaged_state_names_the_file_and_the_way_on(tmp_path: Path, damage: str) -> None:
+    job = write_job(tmp_path, inputs=INPUTS)
+    assert run(job)[0] == 0
+    db = tmp_path / "st" / "e2e" / "state.db"
+    data = db.read_bytes()
+    db.write_bytes(b"not a database " * 100 if damage == "overwritten" else data[: len(data) // 3])
+    for command in ("run", "status", "export", "verify"):
+        args = [command, "--state-dir", str(tmp_path / "st"), str(job)]
+        result = CliRunner().invoke(
+            cli, [*args[:1], "--emulate", *args[1:]] if command == "run" else args
+        )
+        text = result.stdout + result.stderr
+        assert result.exit_code == 1, (command, text)
+        assert f"error: the state database {db} is damaged" in text, (command, text)
+        assert f"move the state folder aside (mv {db.parent} {db.parent}.damaged)" in text
+        assert f"then run `batchrun recover {job}`" in text
+
+
+def test_state_folder_removed_under_a_live_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = write_job(tmp_path, inputs=INPUTS)
+    state = tmp_path / "st" / "e2e"
+    real = crashpoint.hit
+
+    def remove_state(point: str) -> None:
+        if point == "compile" and state.exists():
+            shutil.rmtree(state)
+        real(point)
+
+    monkeypatch.setattr(crashpoint, "hit", remove_state)
+    code, text = run(job)
+    assert code == 1, text
+    assert f"error: the state folder {state} was removed while the command ran" in text
+    assert "Traceback" not in text
+
+
+def test_a_fault_outside_any_state_is_still_a_bug(tmp_path: Path) -> None:
+    """explain() words only faults it can place: anything else stays exit 3."""
+    from runner import faults
+
+    assert faults.explain(OSError(errno.ENOSPC, "No space left on device")) is None
+    assert faults.explain(ValueError("x")) is None
+
+
+def test_sink_open_faults_are_worded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A files sink whose folder cannot be created (forbidden) names the output."""
+    job = write_job(tmp_path, inputs=INPUTS, output="{type: files, path: out/e2e}")
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == tmp_path / "out" / "e2e":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    code, text = run(job)
+    assert code == 1, text
+    assert f"permission denied writing {tmp_path / 'out' / 'e2e'} (the job's output)" in text
