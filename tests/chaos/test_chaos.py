@@ -144,6 +144,53 @@ def test_kill_during_no_wait_loop(tmp_path: Path, emu: Any) -> None:
     assert len(results(job)) == INPUTS
 
 
+def _terminate_after(base_url: str, job: Path, delay: float) -> tuple[int | None, float, str]:
+    """Start a run, wait until it has compiled, send SIGTERM `delay` seconds later. Returns
+    (exit code, seconds from the signal to the exit, stderr); None if it ended first."""
+    argv = [sys.executable, "-m", "runner", "--log-format", "json", "run", str(job)]
+    proc = subprocess.Popen(
+        argv, env=env_for(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if b'"compiled"' in line:
+            break
+    time.sleep(delay)
+    if proc.poll() is not None:
+        proc.stderr.close()
+        return None, 0.0, ""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rest = proc.stderr.read().decode()
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    return code, time.monotonic() - sent, rest
+
+
+def test_sigterm_stops_cleanly_within_seconds(tmp_path: Path) -> None:
+    """SIGTERM (what Kubernetes sends) while submitting, polling and collecting: exit 143
+    with a message within a few seconds, no traceback; the next runs finish with every
+    input once and nothing billed twice."""
+    config = {"seed": 5, **FAULTY, "latency": {"min_s": 0.3, "max_s": 2.0}}
+    landed = 0
+    with emulator.start(config) as emu:
+        job = write_job(tmp_path, name="term", inputs=INPUTS, extra=JOB_EXTRA)
+        for delay in (0.0, 0.6, 1.5):
+            code, seconds, stderr = _terminate_after(emu.base_url, job, delay)
+            if code is None:
+                continue
+            landed += 1
+            assert code == 143, stderr[-3000:]
+            assert "terminated (SIGTERM): stopped cleanly, state is saved" in stderr
+            assert "Traceback" not in stderr and seconds < 10, (seconds, stderr[-3000:])
+        finish(emu.base_url, job)
+        assert_exactly_once(job, INPUTS, emu.stats())
+    assert landed >= 2
+
+
 def test_enough_kill_points_landed() -> None:
     """The suite as a whole killed the runner at least MIN_KILLS times."""
     ran: Callable[[], int] = lambda: len(_kills)  # noqa: E731 - read at call time
