@@ -87,9 +87,8 @@ def test_kill_at_named_window(tmp_path: Path, point: str, nths: list[int]) -> No
         assert_exactly_once(job, INPUTS, emu.stats())
 
 
-def _kill_after(base_url: str, job: Path, delay: float) -> bool:
-    """Start a run, wait until it has compiled (imports take a variable second), then
-    SIGKILL it `delay` seconds later. True if it was still running."""
+def _started(base_url: str, job: Path) -> subprocess.Popen[bytes]:
+    """A run in a child process, once it has compiled (imports take a variable second)."""
     argv = [sys.executable, "-m", "runner", "--log-format", "json", "run", str(job)]
     proc = subprocess.Popen(
         argv, env=env_for(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -98,6 +97,14 @@ def _kill_after(base_url: str, job: Path, delay: float) -> bool:
     for line in proc.stderr:
         if b'"compiled"' in line:
             break
+    return proc
+
+
+def _kill_after(base_url: str, job: Path, delay: float) -> bool:
+    """Start a run, wait until it has compiled (imports take a variable second), then
+    SIGKILL it `delay` seconds later. True if it was still running."""
+    proc = _started(base_url, job)
+    assert proc.stderr is not None
     time.sleep(delay)
     killed = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
@@ -147,14 +154,8 @@ def test_kill_during_no_wait_loop(tmp_path: Path, emu: Any) -> None:
 def _terminate_after(base_url: str, job: Path, delay: float) -> tuple[int | None, float, str]:
     """Start a run, wait until it has compiled, send SIGTERM `delay` seconds later. Returns
     (exit code, seconds from the signal to the exit, stderr); None if it ended first."""
-    argv = [sys.executable, "-m", "runner", "--log-format", "json", "run", str(job)]
-    proc = subprocess.Popen(
-        argv, env=env_for(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    proc = _started(base_url, job)
     assert proc.stderr is not None
-    for line in proc.stderr:
-        if b'"compiled"' in line:
-            break
     time.sleep(delay)
     if proc.poll() is not None:
         proc.stderr.close()
