@@ -9,7 +9,7 @@ file, which `validate` reads from pull requests: so each render here has a budge
   items; operations whose result size is known beforehand (repetition, padding, joins,
   replacements, format widths) are refused before they allocate, the rest are checked after.
 - numbers: no integer a template computes may exceed `MAX_INT_BITS` bits.
-- steps: loop iterations, calls and filters together may not exceed `MAX_STEPS`.
+- steps: loop iterations and calls together may not exceed `MAX_STEPS`.
 - depth: macro and recursive-loop calls may not nest deeper than `MAX_DEPTH`.
 
 A render that passes a bound raises `TemplateBudgetError`, which rendering reports as an
@@ -29,14 +29,13 @@ from typing import Any
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import TemplateRuntimeError
-from jinja2.ext import Extension
 from jinja2.runtime import Context
 from jinja2.sandbox import MAX_RANGE, SandboxedEnvironment
 from jinja2.utils import _PassArg
 
 MAX_SIZE = 32_000_000  # a Messages request may hold 32 MB: no template needs more
 MAX_INT_BITS = 100_000  # about 30,000 decimal digits
-MAX_STEPS = 2_000_000  # loop iterations, calls and filters in one render: about a second
+MAX_STEPS = 2_000_000  # loop iterations and calls in one render: about a second
 MAX_DEPTH = 64
 MAX_WIDTH = 100_000  # a format width or precision (`%5d`, `{:>5}`)
 
@@ -63,8 +62,8 @@ def _step(count: int = 1) -> None:
     _budget.steps += count
     if _budget.steps > MAX_STEPS:
         raise TemplateBudgetError(
-            f"the template ran more than {MAX_STEPS:,} steps (loop iterations, calls and "
-            "filters): it would not finish in reasonable time"
+            f"the template ran more than {MAX_STEPS:,} steps (loop iterations and calls): "
+            "it would not finish in reasonable time"
         )
 
 
@@ -74,12 +73,17 @@ def _size_error(what: str, size: int, unit: str = "characters") -> TemplateBudge
     )
 
 
+_SIZED = frozenset({str, list, tuple, dict, set, bytes})
+
+
 def _check_size(value: Any, what: str = "the result") -> Any:
-    if isinstance(value, Sized) and not isinstance(value, range):
-        size = len(value)
-        if size > MAX_SIZE:
-            raise _size_error(what, size, _unit(value))
-    elif type(value) is int and value.bit_length() > MAX_INT_BITS:
+    """`value`, unless it is past a bound. Runs after every filter and call: the builtin
+    types are tested first, by identity, as `isinstance` on an ABC costs more."""
+    kind = type(value)
+    if kind in _SIZED or (isinstance(value, Sized) and kind is not range):
+        if len(value) > MAX_SIZE:
+            raise _size_error(what, len(value), _unit(value))
+    elif kind is int and value.bit_length() > MAX_INT_BITS:
         raise _int_error()
     return value
 
@@ -216,16 +220,20 @@ def _check_join(separator: str, items: Any) -> None:
 
 def _bounded_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` with its arguments checked first (for the filters that pad or repeat) and its
-    result checked after; each call counts as a step."""
+    result checked after. Not a step: without a loop or a call (both counted) a template
+    applies each of its filters once."""
     check = _FILTER_CHECKS.get(name)
     passed = 1 if _PassArg.from_obj(fn) is not None else 0  # a context comes first
+    what = f"the {name} filter's result"
 
     @functools.wraps(fn)
     def bounded(*args: Any, **kwargs: Any) -> Any:
-        _step()
         if check is not None:
             check(*args[passed:], **kwargs)
-        return _check_size(fn(*args, **kwargs), f"the {name} filter's result")
+        result = fn(*args, **kwargs)
+        if type(result) is str and len(result) <= MAX_SIZE:
+            return result  # the common case, without a call: half the wrapper's cost
+        return _check_size(result, what)
 
     return bounded
 
@@ -284,39 +292,25 @@ def _bounded_lipsum(fn: Callable[..., Any]) -> Callable[..., Any]:
 # Code generation: loops and `~` go through the budget
 
 
-class _Bounds(Extension):
-    """Holds what generated code calls: `environment.extensions[IDENTIFIER].iterate`."""
+# The filter every `{% for %}` iterable is passed through (added to the parsed template):
+# a name the template syntax cannot spell, so no template calls it itself.
+STEPS_FILTER = "batchrun-steps"
 
-    identifier = "batchrun.bounds"
 
-    def iterate(self, iterable: Any) -> Iterator[Any]:
-        """A loop's iterable, one step per item."""
-        for item in iterable:
-            _step()
-            yield item
+def _counted(iterable: Any) -> Iterator[Any]:
+    """A loop's iterable, one step per item."""
+    for item in iterable:
+        _step()
+        yield item
+
+
+def _count_loops(ast: nodes.Template) -> nodes.Template:
+    for loop in ast.find_all(nodes.For):
+        loop.iter = nodes.Filter(loop.iter, STEPS_FILTER, [], [], None, None, lineno=loop.lineno)
+    return ast
 
 
 class _CodeGenerator(CodeGenerator):
-    def visit_For(self, node: nodes.For, frame: Frame) -> None:
-        counted = nodes.Call(
-            nodes.ExtensionAttribute(_Bounds.identifier, "iterate", lineno=node.lineno),
-            [node.iter],
-            [],
-            None,
-            None,
-            lineno=node.lineno,
-        )
-        bounded = nodes.For(
-            node.target,
-            counted,
-            node.body,
-            node.else_,
-            node.test,
-            node.recursive,
-            lineno=node.lineno,
-        )
-        super().visit_For(bounded, frame)
-
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         try:
             self.write(repr(node.as_const(frame.eval_ctx)))  # constants stay folded
@@ -338,9 +332,12 @@ class BoundedEnvironment(SandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.add_extension(_Bounds)
         self.filters = {name: _bounded_filter(name, fn) for name, fn in self.filters.items()}
+        self.filters[STEPS_FILTER] = _counted
         self.globals["lipsum"] = _bounded_lipsum(self.globals["lipsum"])  # type: ignore[arg-type]
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return _count_loops(super()._parse(source, name, filename))
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         _step()
