@@ -133,6 +133,11 @@ def _glob(job: RawJob) -> Iterator[Diagnostic]:
         yield job.at("$.input.glob", "the glob must be relative to the job file's folder")
         return
     excludes = [e for e in job.get("input", "exclude", kind=list) or () if isinstance(e, str)]
+    slow = containment.slow_globs(pattern, excludes)
+    for json_p, why in slow:
+        yield job.at(json_p, why)
+    if slow:
+        return  # never walked: matching could take unbounded time
     if not _matching_files(job.path.parent, pattern, excludes):
         where = display_name(job.path.parent) or "."
         message = f"no file matches {pattern!r} (relative to {where}): the job has no inputs"

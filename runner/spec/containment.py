@@ -12,6 +12,7 @@ output that really lives elsewhere says so with `allow_outside: true`.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import posixpath
 from collections.abc import Callable, Iterator, Mapping
@@ -142,18 +143,50 @@ def _fix(section: str | None, verb: str) -> str:
     )
 
 
+MAX_STARS_PER_PART = 2  # `*` in one folder or file name part of a glob
+MAX_DOUBLE_STARS = 3  # `**` in one glob
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Why matching `pattern` could take unbounded time, or None. Globs become regular
+    expressions, and `*a*a*a*b` or `**/**/**/x` backtrack exponentially (or to a high
+    power) on names an attacker picks: a pull request adds both the job and the files."""
+    parts = pattern.split("/")
+    if any(a == b == "**" for a, b in itertools.pairwise(parts)):
+        return "`**/**` matches no more than `**`: write it once"
+    if sum(p.count("**") for p in parts) > MAX_DOUBLE_STARS:
+        return f"more than {MAX_DOUBLE_STARS} `**` in one glob: simplify it"
+    if any(p.replace("**", "").count("*") > MAX_STARS_PER_PART for p in parts):
+        return (
+            f"more than {MAX_STARS_PER_PART} `*` in one part of the glob: matching it could take "
+            "very long on some file names: simplify it"
+        )
+    return None
+
+
+def slow_globs(pattern: str, excludes: list[str]) -> list[tuple[str, str]]:
+    """(JSON path, why) for the input glob and each exclude pattern that `glob_problem`
+    refuses."""
+    named = [("$.input.glob", pattern)] + [
+        (f"$.input.exclude[{i}]", e) for i, e in enumerate(excludes)
+    ]
+    return [(path, why) for path, glob in named if (why := glob_problem(glob)) is not None]
+
+
 def _glob(job_path: Path, doc: Mapping[str, Any], at: At, root: Path) -> Iterator[Diagnostic]:
     pattern = _get(doc, ("input", "glob"))
     if not pattern or Path(pattern).is_absolute() or _allowed(doc, "input"):
         return
+    exclude = _get_list(doc.get("input"), "exclude")
+    excludes = [e for e in exclude if isinstance(e, str)]
+    if slow_globs(pattern, excludes):
+        return  # reported by the glob check, which also never walks it
     base = job_path.parent
     prefix = _literal_prefix(pattern) or "."  # the folder the walk starts in
     why = escape(root, base, prefix)
     if why is not None:  # the whole walk would be outside: say it once
         yield at("$.input.glob", f"the glob's folder {why}: {_fix('input', 'read')}")
         return
-    exclude = _get_list(doc.get("input"), "exclude")
-    excludes = [e for e in exclude if isinstance(e, str)]
     try:
         matched = find_files(base, pattern, excludes)
     except OSError:
