@@ -179,29 +179,34 @@ def _width_arg(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
     return args[0] if args else kwargs.get(name, 0)
 
 
-def _check_str_method(text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _check_str_method(
+    text: str | bytes, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """The methods of str and bytes whose result size their arguments decide."""
     if name in ("center", "ljust", "rjust", "zfill"):
         width = _width_arg(args, kwargs, "width")
         if isinstance(width, int) and width > MAX_SIZE:
             raise _size_error(f"str.{name}", width)
     elif name == "expandtabs":
         size = _width_arg(args, kwargs, "tabsize") or 8
-        if isinstance(size, int) and size * (text.count("\t") + 1) + len(text) > MAX_SIZE:
-            raise _size_error("str.expandtabs", size * text.count("\t"))
+        tabs = text.count("\t") if isinstance(text, str) else text.count(b"\t")
+        if isinstance(size, int) and size * (tabs + 1) + len(text) > MAX_SIZE:
+            raise _size_error("str.expandtabs", size * tabs)
     elif name == "replace" and len(args) >= 2:
         _check_replace(text, args[0], args[1], args[2] if len(args) > 2 else -1)
     elif name == "join" and args:
         _check_join(text, args[0])
-    elif name == "format":
+    elif name == "format" and isinstance(text, str):
         _check_brace_format(text, *args, **kwargs)
-    elif name == "format_map" and args and isinstance(args[0], dict):
+    elif name == "format_map" and isinstance(text, str) and args and isinstance(args[0], dict):
         _check_brace_format(text, **args[0])
 
 
-def _check_replace(text: str, old: Any, new: Any, count: Any) -> None:
-    if not isinstance(old, str) or not isinstance(new, str):
+def _check_replace(text: str | bytes, old: Any, new: Any, count: Any) -> None:
+    if type(old) is not type(text) or type(new) is not type(text):
         return
-    found = len(text) + 1 if old == "" else text.count(old)
+    haystack: Any = text  # old is of text's own type (checked above)
+    found = len(text) + 1 if not old else haystack.count(old)
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
     size = len(text) + found * (len(new) - len(old))
@@ -209,7 +214,7 @@ def _check_replace(text: str, old: Any, new: Any, count: Any) -> None:
         raise _size_error("a replacement", size)
 
 
-def _check_join(separator: str, items: Any) -> None:
+def _check_join(separator: str | bytes, items: Any) -> None:
     if isinstance(items, Sized) and len(items) > 1 and len(separator) * len(items) > MAX_SIZE:
         raise _size_error("a join", len(separator) * len(items))
 
@@ -349,7 +354,7 @@ class BoundedEnvironment(SandboxedEnvironment):
         # The sandbox hands out str.format as a wrapper of the bound method.
         method = getattr(__obj, "__wrapped__", __obj)
         owner = getattr(method, "__self__", None)
-        if isinstance(owner, str):
+        if isinstance(owner, str | bytes):
             _check_str_method(owner, getattr(method, "__name__", ""), args, kwargs)
         _budget.depth += 1
         try:
@@ -437,7 +442,7 @@ def _static_check(node: nodes.Node) -> None:
                 )
     elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
         owner = _constant(node.node.node)
-        if isinstance(owner, str):
+        if isinstance(owner, str | bytes):
             args, kwargs = _constant_args(node)
             _check_str_method(owner, node.node.attr, args, kwargs)
 
