@@ -3,7 +3,7 @@ output database) are errors naming the output and the fix, not tracebacks.
 
 Nothing is lost when a write fails: the executor marks rows written only after the sink
 has them durably, so the next run feeds the sink again from state (a JSONL line cut by
-the failed write is restored from state too: see `torn_tail`).
+the failed write is restored from state too: see `drift.torn_tail`).
 """
 
 from __future__ import annotations
