@@ -73,6 +73,11 @@ def escape(root: Path, base: Path, relative: str) -> str | None:
     lexical = Path(posixpath.normpath(base / relative))
     target = Path(os.path.realpath(lexical))
     if _inside(root, target):
+        if ".git" in target.relative_to(root).parts:
+            return (
+                f"{relative} is inside .git/, the repository's own folder (a checkout may "
+                "keep credentials there), outside what a job may use"
+            )
         return None
     if _inside(root, lexical):
         return f"{relative} is a symlink to {target}, outside {root_words(root)}"
@@ -191,16 +196,17 @@ def _glob(job_path: Path, doc: Mapping[str, Any], at: At, root: Path) -> Iterato
         matched = find_files(base, pattern, excludes)
     except OSError:
         return  # an unreadable folder is reported by the glob check
-    # The walk follows no symlinked folder, so only a file itself, or a `..`, can lead out.
+    # The walk follows no symlinked folder, so only a file itself, a `..` or a `.git`
+    # folder on the way can lead out of what a job may read.
     leaving = [
-        why
+        (why, (base / rel).is_symlink())
         for rel in matched
-        if ((base / rel).is_symlink() or rel.startswith("../"))
+        if ((base / rel).is_symlink() or rel.startswith("../") or ".git" in rel.split("/"))
         and (why := escape(root, base, rel)) is not None
     ]
-    for why in leaving[:MAX_NAMED]:
-        fix = "remove the link, leave it out with input.exclude, or set input.allow_outside: true"
-        yield at("$.input.glob", f"the input {why}: {fix}")
+    for why, link in leaving[:MAX_NAMED]:
+        fix = "leave it out with input.exclude, or set input.allow_outside: true"
+        yield at("$.input.glob", f"the input {why}: {'remove the link, ' if link else ''}{fix}")
     if len(leaving) > MAX_NAMED:
         yield at("$.input.glob", f"... and {len(leaving) - MAX_NAMED} more such inputs")
 

@@ -150,3 +150,17 @@ def test_a_file_outside_is_never_read(repo: Path, tmp_path_factory: pytest.TempP
     job = write(repo, f"input: {{glob: docs/*.txt}}\nprompt_file: {secret}\n" + OUTPUT)
     code, lines = validate(job)
     assert code == 1 and len(lines) == 1 and "TOPSECRET" not in lines[0]
+
+
+def test_nothing_is_read_from_or_written_into_dot_git(repo: Path) -> None:
+    """.git is inside the repository but holds its own files, credentials included (a CI
+    checkout may keep a token in .git/config): neither an input nor an output."""
+    job = repo / "j.yaml"
+    job.write_text(
+        HEAD + 'input: {glob: "**/config"}\n' + PROMPT
+        + "output: {type: jsonl, path: .git/hooks/post-checkout}\n"
+    )  # fmt: skip
+    code, lines = validate(job)
+    assert code == 1
+    assert "$.input.glob: the input .git/config is inside .git/, the repository's own" in lines[0]
+    assert "$.output.path: .git/hooks/post-checkout is inside .git/" in lines[1]
