@@ -40,8 +40,11 @@ def connection_reason(exc: BaseException) -> str:
     exception (its own text is only "Connection error.")."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, TimeoutError) or "Timeout" in type(seen).__name__:
+        kind = type(seen).__name__
+        if isinstance(seen, TimeoutError) or "Timeout" in kind:
             return "timed out"
+        if kind in ("UnsupportedProtocol", "InvalidURL", "LocalProtocolError"):
+            return "not an http:// or https:// URL"
         if isinstance(seen, OSError) and seen.strerror:
             return seen.strerror.lower()
         seen = seen.__cause__ or seen.__context__
