@@ -243,3 +243,34 @@ def test_sink_open_faults_are_worded(tmp_path: Path, monkeypatch: pytest.MonkeyP
     code, text = run(job)
     assert code == 1, text
     assert f"permission denied writing {tmp_path / 'out' / 'e2e'} (the job's output)" in text
+
+
+@pytest.mark.parametrize(
+    ("output", "sink"),
+    [("{type: files, path: out/e2e}", "out/e2e"), ("{type: sqlite, path: out/e2e.db}", "out")],
+)
+def test_full_disk_under_a_files_or_sqlite_output(
+    tmp_path: Path, output: str, sink: str, disk: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = write_job(tmp_path, inputs=INPUTS, output=output)
+    out = tmp_path / "out"
+    with tmpfs(out, disk, size="1m") as mounted:
+        if mounted:
+            filler = fill(out)
+        elif "files" in output:
+            from runner.sinks import atomic
+
+            nospace = OSError(errno.ENOSPC, "No space left on device")
+            refuse_once(monkeypatch, atomic, "write_atomic", nospace)
+        else:
+            pytest.skip("SQLite writes through its own C code: only a real full disk shows it")
+        code, text = run(job)
+        assert code == 1, text
+        assert "error: no space left on the device holding" in text and str(out) in text
+        assert "(the job's output)" in text
+        if mounted:
+            filler.unlink()
+        monkeypatch.undo()
+        assert run(job)[0] == 0
+        result = CliRunner().invoke(cli, ["verify", "--state-dir", str(tmp_path / "st"), str(job)])
+        assert result.exit_code == 0, result.stdout

@@ -19,6 +19,7 @@ from runner.records import DeadLetter, ResultRecord
 from runner.sinks import Sink
 
 _WHAT = "the job's output"
+_RESOURCE_CODES = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
 _FIX = "output.path"
 
 
@@ -27,6 +28,14 @@ def output_faults(output: Path) -> Iterator[None]:
     """Word the resource faults of what runs inside as errors naming `output`."""
     try:
         yield
+    except BatchrunError as exc:
+        # A sink that words its own errors (the SQLite sink's "cannot use ..."): a full disk
+        # or a read-only file under it still gets the fault's fix.
+        cause = exc.__cause__
+        name = str(getattr(cause, "sqlite_errorname", ""))
+        if isinstance(cause, sqlite3.Error) and name.startswith(_RESOURCE_CODES):
+            raise sqlite_error(cause, output, _WHAT, _FIX) from exc
+        raise
     except OSError as exc:
         if exc.errno not in WRITE_ERRNOS:
             raise
