@@ -41,15 +41,24 @@ def explain(exc: BaseException) -> BatchrunError | None:
     if state is None:
         return None
     if not state.is_dir():
+        blocking = next((p for p in (state, *state.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            return ResourceError(
+                f"cannot create the state folder {state}: {blocking} is a file, not a folder: "
+                "move it, or keep the state elsewhere with --state-dir DIR"
+            )
         return _removed(state, job)
     if isinstance(exc, sqlite3.DatabaseError) and _damaged(exc):
         return damaged_state(state, job, exc)
     if isinstance(exc, sqlite3.Error):
         return sqlite_error(exc, state, "the job's state", "--state-dir DIR")
+    where = Path(exc.filename) if exc.filename else state
     if exc.errno in WRITE_ERRNOS:
-        where = Path(exc.filename) if exc.filename else state
         return os_error(exc, where, "the job's state", "--state-dir DIR")
-    return None
+    return ResourceError(
+        f"cannot use the job's state at {where}: {exc.strerror or exc}: fix that path, or keep "
+        f"the state elsewhere with --state-dir DIR; {NOTHING_LOST}"
+    )
 
 
 def _where(tb: TracebackType | None) -> tuple[Path | None, Path | None]:

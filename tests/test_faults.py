@@ -274,3 +274,21 @@ def test_full_disk_under_a_files_or_sqlite_output(
         assert run(job)[0] == 0
         result = CliRunner().invoke(cli, ["verify", "--state-dir", str(tmp_path / "st"), str(job)])
         assert result.exit_code == 0, result.stdout
+
+
+def test_a_file_where_the_state_folder_should_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`.batchrun` beside the job is a file (--state-dir itself is checked by click)."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    job = write_job(tmp_path, inputs=INPUTS)
+    (tmp_path / ".batchrun").write_text("not a folder")
+    result = CliRunner().invoke(cli, ["status", str(job)])
+    code, text = result.exit_code, result.stdout + result.stderr
+    assert code == 0 and "never run" in text  # status only reads: there is no state
+    result = CliRunner().invoke(cli, ["recover", str(job)])
+    text = result.stdout + result.stderr
+    assert result.exit_code == 1, text
+    state = tmp_path / ".batchrun" / "e2e"
+    assert f"error: cannot create the state folder {state}: " in text
+    assert f"{tmp_path / '.batchrun'} is a file, not a folder" in text

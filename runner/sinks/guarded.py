@@ -9,6 +9,7 @@ the failed write is restored from state too: see `drift.torn_tail`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -37,10 +38,16 @@ def output_faults(output: Path) -> Iterator[None]:
             raise sqlite_error(cause, output, _WHAT, _FIX) from exc
         raise
     except OSError as exc:
-        if exc.errno not in WRITE_ERRNOS:
-            raise
         where = Path(exc.filename) if exc.filename else output
-        raise os_error(exc, where, _WHAT, _FIX) from exc
+        if exc.errno in WRITE_ERRNOS:
+            raise os_error(exc, where, _WHAT, _FIX) from exc
+        if exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
+            raise BatchrunError(
+                f"cannot write the job's output at {where}: {exc.strerror} (a folder where a "
+                "file should be, or a file where a folder should be): move it, or change "
+                "output.path"
+            ) from exc
+        raise
     except sqlite3.DatabaseError as exc:
         if "malformed" in str(exc) or "not a database" in str(exc):
             raise BatchrunError(

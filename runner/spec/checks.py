@@ -199,12 +199,19 @@ def _limits(job: RawJob) -> Iterator[Diagnostic]:
     yield from _poll(job)
 
 
+MAX_POLL_S = 7 * 86400.0  # also keeps the wait a number time.sleep accepts
+
+
 def _poll(job: RawJob) -> Iterator[Diagnostic]:
     interval, longest = (
         _seconds(job.get("poll", k, kind=str)) for k in ("interval", "max_interval")
     )
     if interval == 0:
         yield job.at("$.poll.interval", "must be more than 0s: a zero interval never waits")
+    for key, seconds in (("interval", interval), ("max_interval", longest)):
+        if seconds is not None and seconds > MAX_POLL_S:
+            message = "must be at most 7d: a batch ends within 24 h, its results last 29 days"
+            yield job.at(f"$.poll.{key}", message)
     if interval is not None and longest is not None and longest < interval:
         message = "max_interval must not be shorter than interval: the wait only grows"
         yield job.at("$.poll.max_interval", message)

@@ -120,11 +120,29 @@ def check(job_path: Path, doc: Mapping[str, Any], at: At) -> Iterator[Diagnostic
         if why is not None:
             yield at("$." + ".".join(keys), f"{why}: {_fix(section, verb)}")
     yield from _glob(job_path, doc, at, root)
+    yield from _output_shape(job_path, doc, at)
     state = job_path.parent / ".batchrun"
     if isinstance(doc.get("name"), str) and state.exists():
         why = state_escape(job_path, state)
         if why is not None:
             yield at("$.name", why)
+
+
+def _output_shape(job_path: Path, doc: Mapping[str, Any], at: At) -> Iterator[Diagnostic]:
+    """The output can be what its type writes: a file for jsonl and sqlite, a folder for
+    files, with no file where a folder of its path must be."""
+    relative, kind = _get(doc, ("output", "path")), _get(doc, ("output", "type"))
+    if not relative or "://" in relative or kind not in ("jsonl", "files", "sqlite"):
+        return
+    target = job_path.parent / relative
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        message = f"{blocking} is a file where the output's folder must be: move it"
+        yield at("$.output.path", message)
+    elif kind != "files" and target.is_dir():
+        yield at("$.output.path", f"{relative} is a folder: a {kind} output is one file")
+    elif kind == "files" and target.exists() and not target.is_dir():
+        yield at("$.output.path", f"{relative} is a file: a files output is a folder")
 
 
 def _get(doc: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:

@@ -164,3 +164,25 @@ def test_nothing_is_read_from_or_written_into_dot_git(repo: Path) -> None:
     assert code == 1
     assert "$.input.glob: the input .git/config is inside .git/, the repository's own" in lines[0]
     assert "$.output.path: .git/hooks/post-checkout is inside .git/" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("output", "make", "message"),
+    [
+        ("{type: jsonl, path: ../out/j.jsonl}", "dir:out/j.jsonl", "is a folder: a jsonl output"),
+        ("{type: files, path: ../out/j}", "file:out/j", "is a file: a files output is a folder"),
+        ("{type: jsonl, path: ../out/j.jsonl}", "file:out", "is a file where the output's folder"),
+    ],
+)
+def test_an_output_that_cannot_be_what_its_type_writes(
+    repo: Path, output: str, make: str, message: str
+) -> None:
+    kind, _, rel = make.partition(":")
+    if kind == "dir":
+        (repo / rel).mkdir(parents=True)
+    else:
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text("x")
+    job = write(repo, "input: {glob: docs/*.txt}\n" + PROMPT + f"output: {output}\n")
+    code, lines = validate(job)
+    assert code == 1 and message in lines[0], lines
