@@ -462,8 +462,8 @@ def static_problems(ast: nodes.Template) -> Iterator[tuple[int, str]]:
             continue
         try:
             _static_check(node)
-        except _NotConstant:
-            continue
         except TemplateBudgetError as exc:
             reported.add(node.lineno)
             yield node.lineno, f"{exc}: the template sandbox refuses it when rendering"
+        except Exception:  # noqa: S112 - not constant, or an error the render will report
+            continue

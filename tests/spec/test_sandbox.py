@@ -3,16 +3,20 @@ renders them, and stop the expensive ones (the hostile corpus has the end-to-end
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from runner.errors import InputError
-from runner.spec import sandbox
+from runner.spec import sandbox, template_check
 from runner.spec.model import Template
+from runner.spec.template_check import Scope
 from runner.spec.templating import CompiledTemplate
 
 CONTEXT: dict[str, Any] = {
@@ -81,3 +85,38 @@ def test_str_and_bytes_padding_is_refused_before_allocating(source: str) -> None
     context = {"input": {"text": "a\tb"}, "vars": {}}
     with pytest.raises(InputError, match="refused by the template sandbox"):
         render(source, context)
+
+
+ATOMS = ["1", "-1", "'a'", "10**9", "9**9", "input.text", "[1,2]", "(1,)", "none", "range(3)",
+         "2000000000", "'%5s'", "'{:>9}'", "-'a'", "1.5", "true", "{'a': 1}"]  # fmt: skip
+OPS = [" * ", " ** ", " + ", " % ", " ~ ", " // ", " - "]
+FILTERS = ["center", "indent", "format", "join", "replace", "wordwrap", "list", "int",
+           "truncate", "batch", "sum", "tojson", "length", "round"]  # fmt: skip
+METHODS = ["ljust", "center", "zfill", "replace", "join", "format", "split", "encode"]
+
+expressions = st.recursive(
+    st.sampled_from(ATOMS),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(OPS), inner).map(lambda t: f"({t[0]}{t[1]}{t[2]})"),
+        st.tuples(inner, st.sampled_from(FILTERS), st.lists(inner, max_size=2)).map(
+            lambda t: f"{t[0]}|{t[1]}({', '.join(t[2])})"
+        ),
+        st.tuples(inner, st.sampled_from(METHODS), st.lists(inner, max_size=2)).map(
+            lambda t: f"{t[0]}.{t[1]}({', '.join(t[2])})"
+        ),
+        inner.map(lambda e: f"range({e})"),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expressions)
+def test_any_expression_is_checked_and_rendered_without_a_crash(expression: str) -> None:
+    """validate's static check never raises, and a render either works or is an input
+    error: never another exception, whatever the expression asks for."""
+    template = Template("{{ " + expression + " }}", Path("/jobs/j.yaml"), 1, "$.prompt")
+    scope = Scope({"input": None}, {})
+    template_check.check_template(template, scope, "j.yaml")
+    with contextlib.suppress(InputError):
+        CompiledTemplate(template).render({"input": {"text": "hello"}}, "input 'k'")
