@@ -47,7 +47,7 @@ def explain(exc: BaseException) -> BatchrunError | None:
                 f"cannot create the state folder {state}: {blocking} is a file, not a folder: "
                 "move it, or keep the state elsewhere with --state-dir DIR"
             )
-        return _removed(state, job)
+        return state_removed(state, job)
     if isinstance(exc, sqlite3.DatabaseError) and _damaged(exc):
         return damaged_state(state, job, exc)
     if isinstance(exc, sqlite3.Error):
@@ -103,11 +103,12 @@ def _recover(job: Path | None) -> str:
     return f"`batchrun recover {job}`" if job else "`batchrun recover JOB`"
 
 
-def _removed(state: Path, job: Path | None) -> ResourceError:
+def state_removed(state: Path, job: Path | None) -> ResourceError:
+    """The state folder vanished under a live command: how to go on without paying twice."""
     return ResourceError(
         f"the state folder {state} was removed while the command ran, so it stopped. Run "
-        f"it again; if results were already written, it will ask for {_recover(job)}, "
-        "which rebuilds the state from the API (nothing is billed twice)"
+        f"{_recover(job)} first: it rebuilds the state from the API, finding this job's "
+        "batches by their custom_ids (so nothing is billed twice); then run again"
     )
 
 

@@ -292,3 +292,36 @@ def test_a_file_where_the_state_folder_should_be(
     state = tmp_path / ".batchrun" / "e2e"
     assert f"error: cannot create the state folder {state}: " in text
     assert f"{tmp_path / '.batchrun'} is a file, not a folder" in text
+
+
+def test_state_removed_mid_run_stops_it_and_recover_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removed once a batch is in flight: SQLite would go on writing to the deleted files
+    and the run end "fine" with its state gone. It stops at its next wait instead, exit 1;
+    `recover` then finds the batch by its custom_ids and a run finishes, billing nothing
+    twice."""
+    from runner import emulator
+    from tests.e2e.helpers import assert_exactly_once
+
+    job = write_job(tmp_path, inputs=INPUTS)
+    state = tmp_path / ".batchrun" / "e2e"
+    real = crashpoint.hit
+
+    def remove_state(point: str) -> None:
+        if point == "after_attach" and state.exists():
+            shutil.rmtree(state)
+        real(point)
+
+    with emulator.start({"latency": {"min_s": 0.3, "max_s": 0.5}}) as emu:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", emu.base_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+        monkeypatch.setattr(crashpoint, "hit", remove_state)
+        result = CliRunner().invoke(cli, ["run", str(job)])
+        assert result.exit_code == 1, result.stderr
+        assert f"the state folder {state} was removed while the command ran" in result.stderr
+        assert f"Run `batchrun recover {job}` first" in result.stderr
+        monkeypatch.setattr(crashpoint, "hit", real)
+        assert CliRunner().invoke(cli, ["recover", str(job)]).exit_code == 0
+        assert CliRunner().invoke(cli, ["run", str(job)]).exit_code == 0
+        assert_exactly_once(job, INPUTS, emu.stats())

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 
 from runner import executor
 from runner.commands import outcomes
-from runner.commands.wiring import Remote, api_errors, backend, open_job, patient, state_dir
+from runner.commands.wiring import (
+    Remote,
+    StateWatch,
+    api_errors,
+    backend,
+    open_job,
+    patient,
+    state_dir,
+)
 from runner.executor import Context, RunSummary
 from runner.spec import JobSpec, load_job, siblings
 
@@ -50,7 +58,8 @@ def run_results(
             for job in jobs
         ]
         ctxs = [c for c in opened if c is not None]
-        summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait=no_wait) if ctxs else []
+        watch = StateWatch((c.store.state_dir, c.job.path) for c in ctxs)  # all, not the first
+        summaries = executor.run_many(ctxs, watch, no_wait=no_wait) if ctxs else []
         if ctxs:
             ctxs[0].progress("")
         ended = iter(summaries)  # in the order of the opened jobs

@@ -8,15 +8,15 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from runner import log
+from runner import faults, log
 from runner.backend import Lazy, Retryable, require_api_key
 from runner.errors import BatchrunError
-from runner.executor.context import BudgetCheck, Compiler, Context, Pricer
+from runner.executor.context import BudgetCheck, Compiler, Context, Pricer, SystemClock
 from runner.records import RequestState
 from runner.sinks import drift, open_sink
 from runner.sinks.guarded import open_guarded
@@ -172,6 +172,34 @@ def budget_check(store: Store) -> BudgetCheck:
     return check
 
 
+class StateWatch(SystemClock):
+    """The system clock, which before and after each wait checks that the watched state
+    databases are still there: a state folder removed under a live run stops it at its
+    next wait (SQLite would go on writing to the deleted files, and the state would be
+    lost at exit) with an error that says how to go on."""
+
+    def __init__(self, states: Iterable[tuple[Path, Path]]) -> None:
+        """`states`: (state folder, its job file) pairs."""
+        self.states = {s / "state.db": (_inode(s / "state.db"), job) for s, job in states}
+
+    def sleep(self, seconds: float) -> None:
+        self.check()
+        super().sleep(seconds)
+        self.check()
+
+    def check(self) -> None:
+        for db, (inode, job) in self.states.items():
+            if _inode(db) != inode:
+                raise faults.state_removed(db.parent, job)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
 def make_context(job: JobSpec, store: Store, api: Backend, show_progress: bool = True) -> Context:
     return Context(
         job=job,
@@ -182,6 +210,7 @@ def make_context(job: JobSpec, store: Store, api: Backend, show_progress: bool =
         price=pricer(job),
         check_budget=budget_check(store),
         progress=progress_line() if show_progress else _no_progress,
+        clock=StateWatch([(store.state_dir, job.path)]),
     )
 
 
