@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import Diagnostic
-from runner.globs import _literal_prefix, find_files
+from runner.globs import _literal_prefix, glob_regex
 
 At = Callable[[str, str], Diagnostic]  # (JSON path, message) -> a finding placed there
 
@@ -210,23 +210,42 @@ def _glob(job_path: Path, doc: Mapping[str, Any], at: At, root: Path) -> Iterato
     if why is not None:  # the whole walk would be outside: say it once
         yield at("$.input.glob", f"the glob's folder {why}: {_fix('input', 'read')}")
         return
-    try:
-        matched = find_files(base, pattern, excludes)
-    except OSError:
-        return  # an unreadable folder is reported by the glob check
-    # The walk follows no symlinked folder, so only a file itself, a `..` or a `.git`
-    # folder on the way can lead out of what a job may read.
+    include, skip = glob_regex(pattern), [glob_regex(e) for e in excludes]
     leaving = [
-        (why, (base / rel).is_symlink())
-        for rel in matched
-        if ((base / rel).is_symlink() or rel.startswith("../") or ".git" in rel.split("/"))
+        (why, link)
+        for rel, link in _suspects(str(base), prefix)
+        if include.match(rel) and not any(x.match(rel) for x in skip)
         and (why := escape(root, base, rel)) is not None
-    ]
+    ]  # fmt: skip
     for why, link in leaving[:MAX_NAMED]:
         fix = "leave it out with input.exclude, or set input.allow_outside: true"
         yield at("$.input.glob", f"the input {why}: {'remove the link, ' if link else ''}{fix}")
     if len(leaving) > MAX_NAMED:
         yield at("$.input.glob", f"... and {len(leaving) - MAX_NAMED} more such inputs")
+
+
+def _suspects(base: str, prefix: str) -> Iterator[tuple[str, bool]]:
+    """(path relative to `base`, is it a symlink) of what below `base/prefix` could lead
+    out of what a job may read: symlinks, and everything inside a `.git` folder. The glob's
+    walk follows no symlinked folder, so nothing else can. One scandir walk, no call per
+    file: on 20,000 inputs an lstat each cost more than the glob's own walk."""
+    stack = [(prefix if prefix != "." else "", False)]
+    while stack:
+        folder, in_git = stack.pop()
+        try:
+            entries = os.scandir(os.path.join(base, folder) if folder else base)  # noqa: PTH118
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                rel = f"{folder}/{entry.name}" if folder else entry.name
+                if entry.is_symlink():
+                    if not entry.is_dir():  # a linked folder is not walked: not an input
+                        yield rel, True
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((rel, in_git or entry.name == ".git"))
+                elif in_git:
+                    yield rel, False
 
 
 def _get_list(section: Any, key: str) -> list[Any]:
