@@ -10,7 +10,7 @@ import errno
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,21 @@ def fill(folder: Path) -> Path:
         while True:
             f.write(b"\0" * 512)
     return filler
+
+
+def out_of_space(job: Path, where: Path, words: str) -> None:
+    """A run fails cleanly on a full disk under `where`, saying `words`."""
+    code, text = run(job)
+    assert code == 1, text
+    assert "error: no space left on the device holding" in text and str(where) in text
+    assert words in text
+
+
+def free(filler: Path | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk has room again: the filler is gone, the patched writer works again."""
+    if filler is not None:
+        filler.unlink()
+    monkeypatch.undo()
 
 
 def refuse_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, exc: OSError) -> None:
@@ -171,13 +186,8 @@ def test_full_disk_under_the_state(
                 return real_open(self, *args, **kwargs)
 
             monkeypatch.setattr(Path, "open", spool_open)
-        code, text = run(job)
-        assert code == 1, text
-        assert "error: no space left on the device holding" in text and str(state) in text
-        assert "or write elsewhere (--state-dir DIR)" in text
-        if mounted:
-            filler.unlink()
-        monkeypatch.undo()
+        out_of_space(job, state, "or write elsewhere (--state-dir DIR)")
+        free(filler if mounted else None, monkeypatch)
         code, text = run(job)
         assert code == 0, text
         assert len(lines(job)) == INPUTS
@@ -202,19 +212,24 @@ def test_damaged_state_names_the_file_and_the_way_on(tmp_path: Path, damage: str
         assert f"then run `batchrun recover {job}`" in text
 
 
+def remove_state_at(state: Path, at: str) -> Callable[[str], None]:
+    """A crash point that removes the state folder the first time the run reaches `at`."""
+    real = crashpoint.hit
+
+    def hit(point: str) -> None:
+        if point == at and state.exists():
+            shutil.rmtree(state)
+        real(point)
+
+    return hit
+
+
 def test_state_folder_removed_under_a_live_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = write_job(tmp_path, inputs=INPUTS)
     state = tmp_path / "st" / "e2e"
-    real = crashpoint.hit
-
-    def remove_state(point: str) -> None:
-        if point == "compile" and state.exists():
-            shutil.rmtree(state)
-        real(point)
-
-    monkeypatch.setattr(crashpoint, "hit", remove_state)
+    monkeypatch.setattr(crashpoint, "hit", remove_state_at(state, "compile"))
     code, text = run(job)
     assert code == 1, text
     assert f"error: the state folder {state} was removed while the command ran" in text
@@ -264,13 +279,8 @@ def test_full_disk_under_a_files_or_sqlite_output(
             refuse_once(monkeypatch, atomic, "write_atomic", nospace)
         else:
             pytest.skip("SQLite writes through its own C code: only a real full disk shows it")
-        code, text = run(job)
-        assert code == 1, text
-        assert "error: no space left on the device holding" in text and str(out) in text
-        assert "(the job's output)" in text
-        if mounted:
-            filler.unlink()
-        monkeypatch.undo()
+        out_of_space(job, out, "(the job's output)")
+        free(filler if mounted else None, monkeypatch)
         assert run(job)[0] == 0
         result = CliRunner().invoke(cli, ["verify", "--state-dir", str(tmp_path / "st"), str(job)])
         assert result.exit_code == 0, result.stdout
@@ -307,16 +317,10 @@ def test_state_removed_mid_run_stops_it_and_recover_goes_on(
     job = write_job(tmp_path, inputs=INPUTS)
     state = tmp_path / ".batchrun" / "e2e"
     real = crashpoint.hit
-
-    def remove_state(point: str) -> None:
-        if point == "after_attach" and state.exists():
-            shutil.rmtree(state)
-        real(point)
-
     with emulator.start({"latency": {"min_s": 0.3, "max_s": 0.5}}) as emu:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", emu.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
-        monkeypatch.setattr(crashpoint, "hit", remove_state)
+        monkeypatch.setattr(crashpoint, "hit", remove_state_at(state, "after_attach"))
         result = CliRunner().invoke(cli, ["run", str(job)])
         assert result.exit_code == 1, result.stderr
         assert f"the state folder {state} was removed while the command ran" in result.stderr
