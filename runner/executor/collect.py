@@ -18,7 +18,7 @@ from runner import crashpoint, log, pricing
 from runner.backend import BatchGone, RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.executor.context import Context
 from runner.records import DeadLetter, ResultRecord
-from runner.sinks.files import SinkRecordError, SinkRecordErrors
+from runner.sinks import RawLineSink, SinkRecordError, SinkRecordErrors
 from runner.store import PAGE, BatchRow, Outcome
 from runner.store.sinkfeed import FeedPage, Row, Table
 
@@ -254,11 +254,11 @@ def _tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
 def flush_sink(ctx: Context) -> int:
     """Write every collected-but-unwritten result and dead letter to the sink, make it
     durable, then mark the rows written. Safe to repeat: the sink is idempotent. A sink
-    that takes the stored bytes as they are (`upsert_lines`) gets them without a decode and
+    that takes the stored bytes as they are (a `RawLineSink`) gets them without a decode and
     re-encode; any other gets records."""
-    upsert_lines = getattr(ctx.sink, "upsert_lines", None)
-    if upsert_lines is not None:
-        written = _feed(ctx, "results", ctx.store.unwritten_result_lines(), upsert_lines)
+    if isinstance(ctx.sink, RawLineSink):
+        lines = ctx.store.unwritten_result_lines()
+        written = _feed(ctx, "results", lines, ctx.sink.upsert_lines)
     else:
         written = _feed(
             ctx, "results", ctx.store.unwritten_results(), lambda rows: _upsert(ctx, rows)
