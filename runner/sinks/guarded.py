@@ -17,7 +17,7 @@ from pathlib import Path
 from runner.errors import BatchrunError
 from runner.faults import WRITE_ERRNOS, os_error, sqlite_error
 from runner.records import DeadLetter, ResultRecord
-from runner.sinks import Sink
+from runner.sinks import RawLineSink, Sink
 
 _WHAT = "the job's output"
 _RESOURCE_CODES = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
@@ -61,7 +61,7 @@ def open_guarded(output: Path, open_sink: Callable[[], Sink]) -> Sink:
     """`open_sink()` with its faults, and those of every later call, worded."""
     with output_faults(output):
         sink = open_sink()
-    if hasattr(sink, "upsert_lines"):
+    if isinstance(sink, RawLineSink):
         return GuardedLineSink(sink, output)
     return GuardedSink(sink, output)
 
@@ -90,8 +90,13 @@ class GuardedSink:
 
 
 class GuardedLineSink(GuardedSink):
-    """For a sink that takes stored lines as they are (the JSONL sink's fast path)."""
+    """For a sink that takes stored lines as they are (the JSONL sink's fast path), so
+    that it stays a `RawLineSink`."""
+
+    def __init__(self, sink: RawLineSink, output: Path) -> None:
+        super().__init__(sink, output)
+        self.line_sink = sink
 
     def upsert_lines(self, lines: Sequence[tuple[str, str, bytes]]) -> None:
         with output_faults(self.output):
-            self.sink.upsert_lines(lines)  # type: ignore[attr-defined]
+            self.line_sink.upsert_lines(lines)

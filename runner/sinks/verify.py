@@ -14,7 +14,7 @@ import orjson
 
 from runner.errors import BatchrunError
 from runner.records import ResultRecord
-from runner.sinks import atomic, files, sqlite
+from runner.sinks import SinkRecordError, SinkRecordErrors, atomic, files, sqlite
 from runner.sinks.deadfile import letter_to_dict, sidecar_path
 from runner.sinks.drift import (
     Drift,
@@ -75,7 +75,7 @@ class FilesCheck:
             try:
                 parts = files.target_parts(record.input_key, record.input_path, self.suffix)
                 data = files.render(record, self.output.content)
-            except files.SinkRecordError:
+            except SinkRecordError:
                 continue  # the sink refuses it: state holds a dead letter for it instead
             yield record, "/".join(parts), data
 
@@ -126,7 +126,7 @@ class FilesCheck:
 
 def _upsert(sink: files.FilesSink, page: list[ResultRecord]) -> None:
     # Not expected: `_expected` already left out what the sink refuses.
-    with contextlib.suppress(files.SinkRecordErrors):
+    with contextlib.suppress(SinkRecordErrors):
         sink.upsert(page)
 
 

@@ -22,7 +22,8 @@ def test_sigterm_ends_a_command_with_143_and_a_message(capsys: pytest.CaptureFix
         return ExitCode.OK
 
     started = time.monotonic()
-    assert _guard(body) == ExitCode.TERMINATED == 143
+    assert _guard(body) == ExitCode.TERMINATED
+    assert int(ExitCode.TERMINATED) == 143
     assert time.monotonic() - started < 5
     assert "terminated (SIGTERM): stopped cleanly, state is saved" in capsys.readouterr().err
 
