@@ -18,13 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from runner import log
-from runner.emulator import endpoints, errors
+from runner.emulator import endpoints, errors, framing
 from runner.emulator.config import HttpFault
 from runner.emulator.params import Context
 from runner.emulator.service import Service
 
 CHUNK_BYTES = 1 << 20  # results are written in ~1 MB chunks: few syscalls, flat memory
-DRAIN_BYTES = 1 << 20
 CONTROL = ("clock_advance", "stats")
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 COUNT_TOKENS_MAX_BYTES = 32 * 1024 * 1024  # same 2^20 reading of "MB" as max_body_bytes
@@ -185,77 +184,18 @@ class Handler(BaseHTTPRequestHandler):
         if not self.headers.get("anthropic-version"):
             raise errors.invalid("anthropic-version: header is required")
 
+    def _read_body(self, limit: int) -> bytes:
+        try:
+            return framing.read_body(self.rfile, self.headers, limit)
+        except errors.ApiError:
+            self.close_connection = True  # the body's end is unknown, or not worth reading
+            raise
+
     def _body_limit(self, path: str) -> int:
         # count_tokens has the Messages API's 32 MB limit (contract 2.7), not the batch one.
         if path == COUNT_TOKENS_PATH:
             return COUNT_TOKENS_MAX_BYTES
         return self.server.service.config.max_body_bytes
-
-    def _read_body(self, limit: int) -> bytes:
-        lengths = self.headers.get_all("content-length") or []
-        chunked = "chunked" in (self.headers.get("transfer-encoding") or "").lower()
-        if chunked and lengths:
-            self.close_connection = True  # which one frames the body is ambiguous
-            raise errors.invalid("Content-Length and Transfer-Encoding: chunked together")
-        if chunked:
-            return self._read_chunked(limit)
-        if len(set(lengths)) > 1:
-            self.close_connection = True
-            raise errors.invalid("Content-Length: given twice with different values")
-        text = lengths[0].strip() if lengths else "0"
-        if not text.isdigit() or not text.isascii():
-            self.close_connection = True  # the body's end is unknown: drop the connection
-            raise errors.invalid(f"Content-Length: {text[:40]!r} is not a number of bytes")
-        length = int(text)
-        if length > limit:
-            self._drain(min(length, limit))
-            self.close_connection = True  # the rest is not read: this connection is done
-            raise _too_large()
-        # One read of the whole body: the fastest way in, and a single copy in memory.
-        body = self.rfile.read(length) if length else b""
-        if len(body) < length:
-            self.close_connection = True
-            raise errors.invalid("the request body ended before its Content-Length")
-        return body
-
-    def _read_chunked(self, limit: int) -> bytes:
-        """A chunked request body (SDK callers that pass a generator as `content`). Past
-        `limit` the rest is drained, not kept, so an oversized body costs no memory."""
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline().split(b";")[0].strip()
-            try:
-                size = int(line or b"0", 16)
-            except ValueError:
-                self.close_connection = True  # the body's end is unknown: drop the connection
-                raise errors.invalid("Transfer-Encoding: chunked: bad chunk size") from None
-            if size == 0:
-                while self.rfile.readline().strip():  # trailers end with an empty line
-                    pass
-                if total > limit:
-                    raise _too_large()
-                return b"".join(parts)
-            total += size
-            if total > limit:
-                parts.clear()
-                self._drain(size)
-            else:
-                parts.append(self.rfile.read(size))
-            self.rfile.readline()
-
-    def _drain(self, length: int) -> None:
-        # Reading the rejected body keeps the connection usable and lets the client see the
-        # 413 instead of a reset while it is still sending; one that stops sending is not
-        # waited for past the read timeout.
-        try:
-            while length > 0:
-                chunk = self.rfile.read(min(length, DRAIN_BYTES))
-                if not chunk:
-                    break
-                length -= len(chunk)
-        except TimeoutError:
-            self.close_connection = True
 
     def _context(self) -> Context:
         betas = frozenset(
@@ -412,9 +352,3 @@ def _fault_error(fault: HttpFault, endpoint: str) -> errors.ApiError:
 
 def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
-
-
-def _too_large() -> errors.ApiError:
-    return errors.ApiError(
-        413, "request_too_large", "Request exceeds the maximum allowed number of bytes."
-    )
