@@ -10,8 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from runner.emulator import params as params_check
 from runner.emulator import prompt as prompt_mod
+from runner.emulator import structured
 from runner.emulator.config import ResponseRule
 from runner.emulator.prompt import Breakpoint
 
@@ -32,6 +35,7 @@ class Record:
     inference_geo: str | None = None
     message_id: str = ""
     thinking: str | None = None
+    tool_name: str | None = None  # forced tool use: `text` is the tool's input as JSON
 
     def to_row(self) -> list[Any]:
         bps = [[b.tokens, b.prefix_hash, b.ttl, b.lookback] for b in self.breakpoints]
@@ -43,7 +47,9 @@ class Record:
             Breakpoint(bp[0], bp[1], bp[2], tuple((t, h) for t, h in bp[3]) if bp[3:] else ())
             for bp in row[-1]
         )
-        return cls(**dict(zip(_ROW_FIELDS, row[:-1], strict=True)), breakpoints=bps)
+        # A row saved before a field was added is shorter: the missing fields default.
+        fields = _ROW_FIELDS[: len(row) - 1]
+        return cls(**dict(zip(fields, row[:-1], strict=True)), breakpoints=bps)
 
 
 _ROW_FIELDS = (
@@ -58,6 +64,7 @@ _ROW_FIELDS = (
     "inference_geo",
     "message_id",
     "thinking",
+    "tool_name",
 )
 
 
@@ -85,7 +92,11 @@ def make_record(
     if thinking is not None:
         thinking = thinking[: max_tokens * 4]  # thinking counts against max_tokens too
     spent = prompt_mod.text_tokens(thinking or "")
-    text, stop = _reply(model, prompt, rule, max_tokens - spent)
+    tool = structured.forced_tool(params) if rule is None or rule.text is None else None
+    default = _default_text(model, prompt, params, tool)
+    text, stop = _reply(default, prompt, rule, max_tokens - spent)
+    if tool is not None and stop == "end_turn":
+        stop = "tool_use"
     geo = params.get("inference_geo")
     return Record(
         custom_id,
@@ -98,7 +109,22 @@ def make_record(
         inference_geo=geo if isinstance(geo, str) else None,
         message_id="msg_emu" + hashlib.sha256(f"{prompt.digest}\0{text}".encode()).hexdigest()[:20],
         thinking=thinking,
+        tool_name=tool[0] if tool is not None and stop == "tool_use" else None,
     )
+
+
+def _default_text(
+    model: str,
+    prompt: prompt_mod.Prompt,
+    params: dict[str, Any],
+    tool: tuple[str, Mapping[str, Any]] | None,
+) -> str:
+    """The unscripted answer: the forced tool's input, JSON valid against the output
+    schema, or the echo of the prompt (contract 10b)."""
+    schema = tool[1] if tool is not None else structured.output_schema(params)
+    if schema is not None:
+        return structured.answer_text(schema, prompt.digest)
+    return f"Emulated reply from {model} to prompt {prompt.digest}: {prompt.last_user_words}"
 
 
 def _rule(
@@ -120,9 +146,8 @@ def _thinking(params: dict[str, Any], prompt: prompt_mod.Prompt) -> str | None:
 
 
 def _reply(
-    model: str, prompt: prompt_mod.Prompt, rule: ResponseRule | None, max_tokens: int
+    text: str, prompt: prompt_mod.Prompt, rule: ResponseRule | None, max_tokens: int
 ) -> tuple[str, str]:
-    text = f"Emulated reply from {model} to prompt {prompt.digest}: {prompt.last_user_words}"
     if rule is not None and rule.text is not None:
         text = rule.text
     # Even scripted text obeys max_tokens: output_tokens never exceed it.
@@ -134,7 +159,8 @@ def _reply(
 
 
 def message(record: Record, usage: Mapping[str, Any]) -> dict[str, Any]:
-    """The succeeded result's Message (contract section 7)."""
+    """The succeeded result's Message (contract section 7). Every field the official SDKs
+    type as always present is sent, null when empty (contract 10b)."""
     return {
         "id": record.message_id,
         "type": "message",
@@ -143,12 +169,31 @@ def message(record: Record, usage: Mapping[str, Any]) -> dict[str, Any]:
         "content": _content(record),
         "stop_reason": record.stop_reason,
         "stop_sequence": None,
+        "stop_details": _stop_details(record),
+        "container": None,
+        "diagnostics": None,
         "usage": usage,
     }
 
 
+def _stop_details(record: Record) -> dict[str, Any] | None:
+    if record.stop_reason != "refusal":
+        return None
+    return {"type": "refusal", "category": None, "explanation": None}
+
+
 def _content(record: Record) -> list[dict[str, Any]]:
-    text = {"type": "text", "text": record.text}
+    text: dict[str, Any]
+    if record.tool_name is not None:
+        text = {
+            "type": "tool_use",
+            "id": "toolu_emu" + record.message_id.removeprefix("msg_emu"),
+            "name": record.tool_name,
+            "input": orjson.loads(record.text),
+            "caller": {"type": "direct"},
+        }
+    else:
+        text = {"type": "text", "text": record.text, "citations": None}
     if record.thinking is None:
         return [text]
     signature = "emu" + record.message_id.removeprefix("msg_emu")
