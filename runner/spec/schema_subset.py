@@ -269,11 +269,11 @@ def _pattern(value: Any) -> str | None:
     try:
         re.compile(value)
     except re.error as exc:
-        return f"pattern {value!r} is not a valid regular expression: {exc}"
+        return f"pattern `{value}` is not a valid regular expression: {exc}"
     for rx, feature in _PATTERN_FEATURES:
         if rx.search(value):
             return (
-                f"pattern {value!r} uses {feature}, which structured outputs do not support: "
+                f"pattern `{value}` uses {feature}, which structured outputs do not support: "
                 "simplify it, or validate it downstream"
             )
     return None

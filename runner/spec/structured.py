@@ -236,21 +236,21 @@ def _include(job: RawJob) -> Iterator[Diagnostic]:
     known = _known_fields(job, kind)
     if known is None:
         return
-    allowed, where = known
+    allowed, what = known
     for i, field in enumerate(fields):
         if not isinstance(field, str) or field in allowed:
             continue
         close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(allowed)}"
-        yield job.at(f"$.output.include[{i}]", f"{field!r} is not {where}: {hint}")
+        hint = f": did you mean {close[0]!r}?" if close else ""
+        yield job.at(f"$.output.include[{i}]", f"{field!r} is not {what}{hint}")
 
 
 def _known_fields(job: RawJob, kind: str | None) -> tuple[list[str], str] | None:
     """The fields an input of this job has, and how to say one is not among them."""
     if kind == "glob":
-        return list(
-            FILE_FIELDS
-        ), "a field of a file input (a glob input's results include path, name or stem)"
+        return list(FILE_FIELDS), "a field of a file input, whose results can include " + (
+            "path, name or stem"
+        )
     if kind != "csv":
         return None  # JSONL records need not share fields: a missing one is null
     relative = job.get("input", "csv", kind=str)
@@ -260,4 +260,4 @@ def _known_fields(job: RawJob, kind: str | None) -> tuple[list[str], str] | None
             header = next(csv.reader(f), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         return None  # reported by the input checks, or at run time
-    return header, f"a column of {relative} (its header has {', '.join(header)})"
+    return header, f"a column of {relative} (its columns: {', '.join(header)})"
