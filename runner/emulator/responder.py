@@ -36,6 +36,7 @@ class Record:
     message_id: str = ""
     thinking: str | None = None
     tool_name: str | None = None  # forced tool use: `text` is the tool's input as JSON
+    beta: bool = False  # sent with an anthropic-beta header: answered as a BetaMessage
 
     def to_row(self) -> list[Any]:
         bps = [[b.tokens, b.prefix_hash, b.ttl, b.lookback] for b in self.breakpoints]
@@ -65,6 +66,7 @@ _ROW_FIELDS = (
     "message_id",
     "thinking",
     "tool_name",
+    "beta",
 )
 
 
@@ -110,6 +112,7 @@ def make_record(
         message_id="msg_emu" + hashlib.sha256(f"{prompt.digest}\0{text}".encode()).hexdigest()[:20],
         thinking=thinking,
         tool_name=tool[0] if tool is not None and stop == "tool_use" else None,
+        beta=bool(ctx.betas),
     )
 
 
@@ -173,6 +176,14 @@ def message(record: Record, usage: Mapping[str, Any]) -> dict[str, Any]:
         "container": None,
         "diagnostics": None,
         "usage": usage,
+    } | (_beta_fields(usage) if record.beta else {})
+
+
+def _beta_fields(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """What a BetaMessage has besides a Message's fields, null when empty (contract 10b)."""
+    return {
+        "context_management": None,
+        "usage": {**usage, "iterations": None, "fallback_credit": None},
     }
 
 

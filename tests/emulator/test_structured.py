@@ -236,3 +236,16 @@ def test_malformed_output_config_is_an_errored_result(client: Anthropic) -> None
     results = results_of(client, [request("x", **bad)])
     assert results["x"].type == "errored"
     assert "output_config.format.type" in results["x"].error.error.message
+
+
+def test_beta_batches_get_the_beta_messages_fields(client: Anthropic) -> None:
+    """A batch created with an anthropic-beta header is answered as BetaMessages are."""
+    batch = client.beta.messages.batches.create(
+        requests=[request("b")], betas=["output-300k-2026-03-24"]
+    )
+    raw = client.get(f"/v1/messages/batches/{batch.id}/results", cast_to=httpx2.Response)
+    message = orjson.loads(raw.content.splitlines()[0])["result"]["message"]
+    assert "context_management" in message and message["context_management"] is None
+    assert message["usage"]["iterations"] is None and message["usage"]["fallback_credit"] is None
+    [line] = client.beta.messages.batches.results(batch.id)
+    assert line.result.type == "succeeded"
