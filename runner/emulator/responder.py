@@ -94,11 +94,7 @@ def make_record(
     if thinking is not None:
         thinking = thinking[: max_tokens * 4]  # thinking counts against max_tokens too
     spent = prompt_mod.text_tokens(thinking or "")
-    tool = structured.forced_tool(params) if rule is None or rule.text is None else None
-    default = _default_text(model, prompt, params, tool)
-    text, stop = _reply(default, prompt, rule, max_tokens - spent)
-    if tool is not None and stop == "end_turn":
-        stop = "tool_use"
+    text, stop, tool_name = _answer(model, prompt, params, rule, max_tokens - spent)
     geo = params.get("inference_geo")
     return Record(
         custom_id,
@@ -111,9 +107,24 @@ def make_record(
         inference_geo=geo if isinstance(geo, str) else None,
         message_id="msg_emu" + hashlib.sha256(f"{prompt.digest}\0{text}".encode()).hexdigest()[:20],
         thinking=thinking,
-        tool_name=tool[0] if tool is not None and stop == "tool_use" else None,
+        tool_name=tool_name,
         beta=bool(ctx.betas),
     )
+
+
+def _answer(
+    model: str,
+    prompt: prompt_mod.Prompt,
+    params: dict[str, Any],
+    rule: ResponseRule | None,
+    max_tokens: int,
+) -> tuple[str, str, str | None]:
+    """(text, stop_reason, the forced tool's name when the answer is its tool_use)."""
+    tool = structured.forced_tool(params) if rule is None or rule.text is None else None
+    text, stop = _reply(_default_text(model, prompt, params, tool), prompt, rule, max_tokens)
+    if tool is not None and stop == "end_turn":
+        return text, "tool_use", tool[0]
+    return text, stop, None
 
 
 def _default_text(
