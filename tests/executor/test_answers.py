@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from runner.emulator import structured
 from runner.executor import answers
 from runner.spec import JobSpec
+from runner.spec.schema_subset import problems
+from tests.emulator.test_structured import _roots
 from tests.jobkit import write_job
 
 SCHEMA = {
@@ -116,3 +122,21 @@ def test_records_include_their_fields_null_when_missing(tmp_path: Path) -> None:
     assert verdict.include == {"region": "north", "n": 2} and verdict.data is not None
     assert answers.read(job, msg("x"), "r2", None).include == {"region": None, "n": None}
     assert answers.read(job, msg("x"), "gone", None).include == {"region": None, "n": None}
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    # the job is only read: one for every example is fine
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(schema=_roots, seed=st.text(max_size=6))
+def test_the_emulators_answers_pass_validate_and_collect(
+    job: JobSpec, schema: dict[str, Any], seed: str
+) -> None:
+    """Any schema of the emulator's corpus is within the subset `validate` accepts, and the
+    emulator's answer to it is data at collect: the two sides agree on the contract."""
+    assert [f for f in problems(schema) if f.severity == "error"] == []
+    check = answers.AnswerCheck(replace(job, output_schema=schema))
+    verdict = check.check(msg(structured.answer_text(schema, seed)))
+    assert verdict.error_type is None, verdict.message
