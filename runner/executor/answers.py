@@ -18,6 +18,7 @@ import jsonschema
 import orjson
 
 from runner.executor.included import included
+from runner.executor.schema_check import compile_check
 from runner.spec import JobSpec
 
 REFUSAL = "refusal"
@@ -55,6 +56,8 @@ class AnswerCheck:
             job.output_schema, jsonschema.Draft202012Validator
         )
         self._validator = cls(job.output_schema, format_checker=cls.FORMAT_CHECKER)
+        # Says yes in microseconds; a no (or None: a schema it cannot compile) asks jsonschema.
+        self._fast = compile_check(job.output_schema, cls.FORMAT_CHECKER.conforms)
 
     def check(self, message: Mapping[str, Any]) -> Verdict:
         """The verdict on one succeeded message."""
@@ -72,10 +75,12 @@ class AnswerCheck:
                 "complete: raise max_tokens"
             )
         try:
-            data = json.loads(text, parse_constant=_no_constant)
+            data = _DECODER.decode(text)
             orjson.dumps(data)  # integers past 64 bits cannot be stored or compared
         except (ValueError, TypeError) as exc:
             return self._invalid(self._not_json(stop, message, exc))
+        if self._fast is not None and self._fast(data):
+            return Verdict(data=data)
         problems = sorted(self._validator.iter_errors(data), key=lambda e: list(e.path))
         if problems:
             shown = "; ".join(_violation(e) for e in problems[:ERRORS_SHOWN])
@@ -127,6 +132,12 @@ def _violation(err: jsonschema.ValidationError) -> str:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# One decoder for every answer (json.loads with options builds a new one per call). The
+# stdlib rather than orjson: it keeps integers past 64 bits, which the check below refuses
+# with a clear message instead of a parse error.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
 _CHECKS: dict[str, AnswerCheck] = {}
