@@ -1,8 +1,9 @@
 """Structured outputs in a job file: `output_schema` (a file or an inline mapping), the model
 that must support it, how it merges into `params.output_config`, and `output.include`.
 
-`check` is one of the validation checks (spec/checks.py); `load_schema` and `merged_params`
-serve `build_spec`. The JSON Schema subset itself is judged by `spec/schema_subset.py`.
+`check` runs beside the other checks of a job file (spec/validate.py); `load_schema` and
+`merged_params` serve `build_spec`. The JSON Schema subset itself is judged by
+`spec/schema_subset.py`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from runner.errors import Diagnostic
 from runner.spec import schema_subset
@@ -89,8 +88,8 @@ def merged_params(
 
 def _parse(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return yaml.safe_load(text)
+    if path.suffix.lower() in (".yaml", ".yml"):  # the job file's own loader: dates stay text
+        return load_yaml(text, path.name).data
     return json.loads(text, parse_constant=_no_constant)
 
 
@@ -175,9 +174,8 @@ def _schema_file(job: RawJob, where: str, relative: str) -> Iterator[Diagnostic]
     except (OSError, UnicodeDecodeError) as exc:
         yield job.at(where, f"cannot read {name} as UTF-8 text: {exc}")
         return
-    yaml_file = target.suffix.lower() in (".yaml", ".yml")
-    loaded = load_yaml(text.replace("\t", " "), name)  # tabs are JSON whitespace, not YAML's
-    if yaml_file:
+    if target.suffix.lower() in (".yaml", ".yml"):
+        loaded = load_yaml(text, name)
         if loaded.diagnostics:
             yield from loaded.diagnostics
             return
@@ -188,6 +186,9 @@ def _schema_file(job: RawJob, where: str, relative: str) -> Iterator[Diagnostic]
         except ValueError as exc:
             yield _json_error(name, exc)
             return
+        # JSON is (nearly) YAML: its loader gives the positions. Tabs are JSON whitespace
+        # but not YAML's: as spaces they keep every column where it was.
+        loaded = load_yaml(text.replace("\t", " "), name)
     for finding in schema_subset.problems(schema):
         path = _path("$", finding.path)
         line, col = _locate(path, finding.key, loaded.positions, loaded.key_positions)
