@@ -41,9 +41,12 @@ def read(job: JobSpec, message: Mapping[str, Any], key: str, path: str | None) -
     """The verdict on one succeeded message of `job` for the input `key` (file `path`)."""
     include = included(job, key, path)
     if job.output_schema is None:
-        return Verdict(include=include)
+        return _PLAIN if include is None else Verdict(include=include)
     verdict = checker(job).check(message)
     return replace(verdict, include=include) if include is not None else verdict
+
+
+_PLAIN = Verdict()  # a free-text answer of a job without include: most results of most jobs
 
 
 class AnswerCheck:
