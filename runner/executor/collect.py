@@ -217,10 +217,9 @@ def _succeeded(
     text = "".join(
         str(b.get("text", "")) for b in message.get("content") or () if b.get("type") == "text"
     )
-    verdict = answers.read(ctx.job, message, key, path)
+    verdict = answers.read(ctx.job, message, req.input_key, req.input_path)
     if verdict.error_type is not None:  # billed, but no usable answer (executor/answers.py)
-        dead = _failed(ctx, row, cid, key, path, attempts, verdict.error_type,
-                       str(verdict.message), False, "errored", current)  # fmt: skip
+        dead = _failed(ctx, row, req, verdict.error_type, str(verdict.message), retry=False)
         return replace(dead, usage=_tokens(usage), cost_usd=cost, standard_cost_usd=standard)
     record = ResultRecord(
         input_key=req.input_key,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from runner.emulator import Emulator, structured
 from tests.emulator.conftest import request, results_of, sdk
 
-SURVEY = {
+SURVEY: dict[str, Any] = {
     "type": "object",
     "properties": {
         "topic": {"type": "string", "enum": ["checkout", "billing", "other"]},

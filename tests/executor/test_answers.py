@@ -108,7 +108,9 @@ def test_file_inputs_include_path_name_and_stem(tmp_path: Path) -> None:
 
 
 def test_records_include_their_fields_null_when_missing(tmp_path: Path) -> None:
-    files = {"data/r.jsonl": '{"id": "r1", "region": "north", "n": 2}\n{"id": "r2"}\n'}
+    files: dict[str, str | bytes] = {
+        "data/r.jsonl": '{"id": "r1", "region": "north", "n": 2}\n{"id": "r2"}\n'
+    }
     output = {"type": "jsonl", "path": "out/t.jsonl", "include": ["region", "n"]}
     job = write_job(
         tmp_path,

@@ -12,7 +12,7 @@ ROOT: dict[str, Any] = {"$defs": {"level": {"enum": [1, 2, 3]}}}
 
 
 def test_types_follow_the_schema() -> None:
-    cases = {
+    cases: dict[str, list[dict[str, Any]]] = {
         "INTEGER": [{"type": "integer"}, {"type": "boolean"}, {"$ref": "#/$defs/level"}],
         "REAL": [{"type": "number"}, {"type": ["integer", "number"]}, {"enum": [1, 2.5]}],
         "TEXT": [

@@ -145,7 +145,10 @@ def test_a_schema_file_is_read_and_its_content_is_in_the_spec_hash(tmp_path: Pat
     custom_id, as editing an inline schema would."""
     from runner.compile import iter_requests
 
-    files = {"data/x.txt": "x", "s.json": '{"type": "object", "properties": {}}'}
+    files: dict[str, str | bytes] = {
+        "data/x.txt": "x",
+        "s.json": '{"type": "object", "properties": {}}',
+    }
     first = write_job(tmp_path, files, output_schema="s.json")
     assert first.params["output_config"]["format"]["schema"] == {"type": "object", "properties": {}}
     (tmp_path / "s.json").write_text('{"type": "object", "properties": {"b": {"type": "integer"}}}')
