@@ -38,13 +38,13 @@ def _file_fields(fields: tuple[str, ...], path: str) -> dict[str, Any]:
 
 
 def _index(job: JobSpec) -> Mapping[str, dict[str, Any]]:
-    """key -> included fields of every record, read once while the file is unchanged."""
-    assert job.input.path is not None
+    """key -> included fields of every record, read once while the file is unchanged (a
+    records file that is not a local path, such as an object URL, once per process)."""
     try:
-        st = job.input.path.stat()
+        st = job.input.path.stat() if job.input.path is not None else None
     except OSError:
         return {}
-    token = (job.spec_hash, st.st_size, st.st_mtime_ns)
+    token = (job.spec_hash, st.st_size if st else -1, st.st_mtime_ns if st else -1)
     index = _INDEXES.get(token)
     if index is None:
         _INDEXES.clear()  # one job's records at a time: jobs are collected one by one
