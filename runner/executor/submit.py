@@ -95,19 +95,16 @@ def _match(intent: Intent, listed: list[RemoteBatch], taken: set[str]) -> Remote
     return None
 
 
-def submit_waiting(
-    ctx: Context, include_canceled: bool, spool: Spool | None = None
-) -> SubmitResult:
-    """Submit chunks of waiting requests while the in-flight count stays under the cap.
-    The requests come from `spool` if this run recorded one, else they are compiled again."""
+def submit_waiting(ctx: Context, waiting: set[str], spool: Spool | None = None) -> SubmitResult:
+    """Submit chunks of the `waiting` requests (the loop decides which: the plan's, then
+    retries) while the in-flight count stays under the cap. The requests come from `spool`
+    if this run recorded one, else they are compiled again."""
     res = SubmitResult()
-    waiting = ctx.store.submittable_ids(include_canceled)
     if not waiting:
         return res
     room = ctx.job.max_in_flight_requests - ctx.store.in_flight_count()
     if room <= 0:
         return res
-    ctx.check_budget(ctx.job, waiting)
     size = min(ctx.job.max_requests, ctx.job.max_in_flight_requests)
     requests = _requests(ctx, waiting, spool)
     for chunk in ctx.compiler.make_chunks(requests, size, ctx.job.max_bytes):

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
 
 from runner import pricing
-from runner.compile import BODY_OVERHEAD, Packer, iter_compiled
+from runner.compile import BODY_OVERHEAD, CompiledRequest, Packer, iter_compiled
 from runner.errors import BudgetExceeded
+from runner.plan import diff
 from runner.records import SUBMITTABLE, RequestState
 from runner.render import Renderer
 from runner.spec import JobSpec
@@ -97,6 +98,7 @@ class Plan:
     cost: Cost | None  # None: the model's price is unknown
     cache_note: str
     budget_usd: float | None
+    submit_ids: tuple[str, ...] = ()  # the custom_ids to submit, in input order
 
     @property
     def over_budget(self) -> bool:
@@ -106,7 +108,9 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data (`batchrun plan --json`)."""
-        out = asdict(self)
+        # A saved plan lists the custom_ids (plan/file.py); a printed one counts them.
+        out = asdict(replace(self, submit_ids=()))
+        del out["submit_ids"]
         out["counts"]["to_submit"] = self.counts.to_submit
         out["over_budget"] = self.over_budget
         return out
@@ -248,41 +252,92 @@ def _classify(counts: Counts, state: RequestState | None, key_known: bool) -> bo
     return False
 
 
+class PlanBuilder:
+    """A plan built request by request, as a sync pass renders them (`plan.diff.walk`): the
+    one definition of what a run submits, shared by `plan`, `run` and `apply`."""
+
+    def __init__(self, job: JobSpec, count_tokens: CountTokens | None = None) -> None:
+        self.job = job
+        self.counts = Counts()
+        self.estimator = _Estimator(job, count_tokens)
+        self.packer = Packer(job.max_requests, job.max_bytes)
+        self.chunks = _ChunkTally()
+        self.submit_ids: list[str] = []
+
+    def add(
+        self,
+        request: CompiledRequest,
+        params: Mapping[str, Any] | None,
+        state: RequestState | None,
+        key_known: bool,
+    ) -> bool:
+        """Count one rendered request against its `state`; True when it is to be submitted.
+        `params` None: read from the request's bytes (a compiler that keeps no dicts)."""
+        self.counts.inputs += 1
+        if not _classify(self.counts, state, key_known):
+            return False
+        self.chunks.add(request.betas, len(request.line), self.packer.place(request))
+        if params is None:
+            params = orjson.loads(request.line)["params"]
+        self.estimator.add(params, request.line)
+        self.submit_ids.append(request.custom_id)
+        return True
+
+    def add_unrendered(self, statuses: Mapping[str, int]) -> None:
+        """Count the requests of inputs this pass did not render (unchanged), by status."""
+        for status, n in statuses.items():
+            self.counts.inputs += n
+            self.counts.unchanged += n
+            if status in SUBMITTABLE:
+                self.counts.to_retry += n
+            elif status == "in_flight":
+                self.counts.in_flight += n
+            else:
+                self.counts.done += n
+
+    def finish(self, removed: int) -> Plan:
+        """The plan; `removed`: input keys state knows that are no longer inputs."""
+        self.counts.removed = removed
+        self.estimator.finish()
+        return Plan(
+            job=self.job.name,
+            model=self.job.model,
+            counts=self.counts,
+            chunks=self.chunks.result(),
+            tokens=self.estimator.tokens,
+            cost=self.estimator.cost,
+            cache_note=self.estimator.cache_note,
+            budget_usd=self.job.budget_usd,
+            submit_ids=tuple(self.submit_ids),
+        )
+
+
 def make_plan(
     job: JobSpec,
     states: Mapping[str, RequestState] | None = None,
     *,
     count_tokens: CountTokens | None = None,
 ) -> Plan:
-    """Compare the job's requests with `states` (custom_id -> state; None: no state yet).
+    """Compare every request of the job with `states` (custom_id -> state; None: no state
+    yet), rendering every input (`plan_job` reads only what changed since the last sync).
 
     Raises `InputError` for any input that cannot become a request. Does not check the
     budget: see `check_budget`.
     """
-    states = states or {}
-    state_keys = {s.input_key for s in states.values()}
-    counts, estimator = Counts(), _Estimator(job, count_tokens)
-    packer, chunks = Packer(job.max_requests, job.max_bytes), _ChunkTally()
-    seen_state_keys = 0
-    for request, params in iter_compiled(job):
-        counts.inputs += 1
-        key_known = request.input_key in state_keys
-        seen_state_keys += key_known
-        if _classify(counts, states.get(request.custom_id), key_known):
-            chunks.add(request.betas, len(request.line), packer.place(request))
-            estimator.add(params, request.line)
-    counts.removed = len(state_keys) - seen_state_keys
-    estimator.finish()
-    return Plan(
-        job=job.name,
-        model=job.model,
-        counts=counts,
-        chunks=chunks.result(),
-        tokens=estimator.tokens,
-        cost=estimator.cost,
-        cache_note=estimator.cache_note,
-        budget_usd=job.budget_usd,
-    )
+    builder = PlanBuilder(job, count_tokens)
+    source = diff.FullSource(iter_compiled(job))
+    return builder.finish(diff.walk(diff.MappingState(states or {}), source, builder))
+
+
+def plan_job(
+    job: JobSpec, state: diff.StateReads | None, *, count_tokens: CountTokens | None = None
+) -> Plan:
+    """The plan of a run of `job` against its `state` (None: it never ran), without writing
+    anything: only the inputs changed since the last sync are read and rendered."""
+    state = state if state is not None else diff.MappingState({})
+    builder = PlanBuilder(job, count_tokens)
+    source = diff.incremental_source(job, state)
+    return builder.finish(diff.walk(state, source, builder))
 
 
 class _ChunkTally:

@@ -1,0 +1,39 @@
+"""What the sync pass needs of state beyond recording requests: the requests waiting to be
+submitted with their inputs, and superseding the requests of inputs that changed or went."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from runner.records import SUBMITTABLE
+
+
+class Syncing:
+    """Mixed into `Store`. Portable SQL (SQLite and PostgreSQL)."""
+
+    db: sqlite3.Connection
+
+    def waiting_requests(self) -> list[tuple[str, str, str | None]]:
+        """(custom_id, input_key, input_path) of the current requests waiting for a
+        submission (pending, retry, canceled)."""
+        marks = ",".join("?" * len(SUBMITTABLE))
+        rows = self.db.execute(
+            "SELECT custom_id, input_key, input_path FROM requests "
+            f"WHERE current = 1 AND status IN ({marks}) ORDER BY custom_id",
+            SUBMITTABLE,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def supersede(self, custom_ids: Sequence[str]) -> None:
+        """These requests are no longer their inputs' current ones (the input changed or was
+        removed); their results stay in state until a new result replaces them."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany(
+                "UPDATE requests SET current = 0 WHERE custom_id = ?", ((c,) for c in custom_ids)
+            )
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
