@@ -78,6 +78,7 @@ class JobRun:
         self.plan: Plan | None = None
         self.unsent: set[str] = set()  # the plan's requests not submitted yet
         self.skip: set[str] = set()  # waiting requests this run must not submit
+        self.first = True
         self._log = _log.bind(job=ctx.job.name)
 
     def start(self) -> None:
@@ -98,6 +99,7 @@ class JobRun:
         settled = _settle_intents(ctx)
         polled = collect.poll(ctx)
         sent = submit.submit_waiting(ctx, self._waiting(), spool=self.spool)
+        self.first = False
         self.summary.batches_submitted += sent.batches
         self.summary.requests_submitted += sent.requests
         self.summary.counts = ctx.store.status_counts()
@@ -116,12 +118,15 @@ class JobRun:
 
     def _waiting(self) -> set[str]:
         """What this run submits next: the plan's requests not yet sent, and any pending or
-        retry request (a retry, or a create that proved never made) it may submit. A
-        canceled request is the plan's only (a `cancel` during the run is not undone)."""
+        retry request (a retry, or a create that proved never made) it may submit."""
         store = self.ctx.store
         if self.unsent:  # sent (even by a create in doubt) means no longer submittable
             self.unsent &= set(store.submittable_ids(include_canceled=True))
-        waiting = set(store.submittable_ids(include_canceled=False)) - self.skip
+        # A run's first pass also resubmits what a `cancel` before it stopped (collected
+        # just now): the next plain run finishes a canceled job. Later passes never undo a
+        # `cancel` made during the run; a saved plan being applied submits only its own.
+        first = self.first and self.planned is None
+        waiting = set(store.submittable_ids(include_canceled=first)) - self.skip
         waiting |= self.unsent
         unrenderable = sync.render_waiting(self.ctx, waiting, self.spool)
         if unrenderable:
