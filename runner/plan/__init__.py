@@ -158,6 +158,8 @@ class _Estimator:
         self._prefix_written = False
         ttl = job.system.cache if job.system is not None else None
         self._write_field = f"ephemeral_{ttl or '5m'}_input_tokens"
+        self._typical = math.ceil(job.max_tokens * TYPICAL_OUTPUT_FRACTION)
+        self._by_tier: dict[pricing.Prices, list[int]] = {}
 
     def _system_blocks(self) -> list[dict[str, Any]] | None:
         return Renderer(self.job).system
@@ -196,17 +198,24 @@ class _Estimator:
         prefix = self.tokens.prefix_per_request
         total = self._prompt_tokens(params, line, prefix)
         rest = total - prefix if self.tokens.cached else total
-        # A job asking for US-only inference pays the 1.1x multiplier (where it applies).
-        usage: dict[str, Any] = {"input_tokens": rest, "inference_geo": self.geo}
+        write = read = 0
         if self.tokens.cached and not self._prefix_written:
             self._prefix_written = True
-            self.tokens.cache_writes += prefix
-            usage["cache_creation"] = {self._write_field: prefix}
+            write = prefix
         elif self.tokens.cached:
-            self.tokens.cache_reads += prefix
-            usage["cache_read_input_tokens"] = prefix
+            read = prefix
+        self.tokens.cache_writes += write
+        self.tokens.cache_reads += read
         self.tokens.uncached_input += rest
-        self._add_output_and_cost(usage)
+        self.tokens.output_max += self.job.max_tokens
+        self.tokens.output_typical += self._typical
+        if self.prices is not None:
+            # Summed per price tier, priced once in `finish`: a tier's cost is linear.
+            sums = self._by_tier.setdefault(self.prices.for_prompt(rest + write + read), [0] * 4)
+            sums[0] += rest
+            sums[1] += write
+            sums[2] += read
+            sums[3] += 1
 
     def _prompt_tokens(self, params: Mapping[str, Any], line: bytes, prefix: int) -> int:
         if self.count_tokens is None:
@@ -214,25 +223,24 @@ class _Estimator:
         exact = orjson.loads(line)["params"]  # plain JSON: the system may be a Fragment
         return self.count_tokens({k: exact[k] for k in _COUNTABLE if k in exact})
 
-    def _add_output_and_cost(self, usage: dict[str, Any]) -> None:
-        maximum = self.job.max_tokens
-        typical = math.ceil(maximum * TYPICAL_OUTPUT_FRACTION)
-        self.tokens.output_max += maximum
-        self.tokens.output_typical += typical
-        if self.prices is None or self.cost is None:
-            return
-        upper, usual = {**usage, "output_tokens": maximum}, {**usage, "output_tokens": typical}
-        upper_batch, upper_standard = pricing.costs(upper, self.prices)
-        usual_batch, usual_standard = pricing.costs(usual, self.prices)
-        self.cost.batch_usd += upper_batch
-        self.cost.batch_typical_usd += usual_batch
-        self.cost.standard_usd += upper_standard
-        self.cost.standard_typical_usd += usual_standard
-
     def finish(self) -> None:
-        if self.cost is not None and self.prices is not None:
-            self.cost.prices = self.prices.source
-            self.cost.as_of = self.prices.as_of
+        if self.cost is None or self.prices is None:
+            return
+        us = self.prices.us_geo_applies and self.geo == "us"
+        one_hour = self._write_field == "ephemeral_1h_input_tokens"
+        for tier, (rest, write, read, n) in self._by_tier.items():
+            writes = (0, write) if one_hour else (write, 0)
+            for output, typical in ((self.job.max_tokens, False), (self._typical, True)):
+                tokens = (rest, *writes, read, output * n)
+                batch, standard = pricing.tier_costs(tier, tokens, us)
+                if typical:
+                    self.cost.batch_typical_usd += batch
+                    self.cost.standard_typical_usd += standard
+                else:
+                    self.cost.batch_usd += batch
+                    self.cost.standard_usd += standard
+        self.cost.prices = self.prices.source
+        self.cost.as_of = self.prices.as_of
 
 
 def _classify(counts: Counts, state: RequestState | None, key_known: bool) -> bool:
