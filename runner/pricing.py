@@ -179,7 +179,9 @@ def costs(
     return tier_costs(tier, (uncached, write_5m, write_1h, read, _n(usage, "output_tokens")), us)
 
 
-def tier_costs(tier: Prices, tokens: tuple[int, int, int, int, int], us: bool) -> tuple[float, float]:
+def tier_costs(
+    tier: Prices, tokens: tuple[int, int, int, int, int], us: bool
+) -> tuple[float, float]:
     """(batch, standard) USD of `tokens` (uncached input, 5m and 1h cache writes, cache
     reads, output) all billed at `tier`; `us`: US-only inference, where it costs more. Costs
     are linear within a tier, so a plan sums the tokens of a tier and prices them once."""

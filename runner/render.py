@@ -53,7 +53,7 @@ class _Template:
         if self._parts is not None:
             out: list[str] = []
             for part in self._parts:
-                if type(part) is str:
+                if isinstance(part, str):
                     out.append(part)
                 elif (value := _lookup(context, part)) is not None:
                     out.append(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,13 @@ def custom_id(
     sorted betas, input key, canonical params bytes: orjson with sorted keys). Same inputs,
     same id, on any machine."""
     return _finish_id(_id_seed(job_name, betas), input_key, orjson.dumps(params, option=_SORT))
+
+
+def chunk_digest(betas: Sequence[str], custom_ids: Sequence[str]) -> str:
+    """The sha256 that identifies a chunk (its intent's `chunk_sha256`): of its beta set and
+    custom_ids, each itself a digest of its request's bytes. As telling as hashing the body,
+    at a two-hundredth of the bytes (the body's sha256 was ~0.7 s per 100k requests)."""
+    return hashlib.sha256(orjson.dumps([list(betas), list(custom_ids)])).hexdigest()
 
 
 def normal_betas(betas: Iterable[str]) -> tuple[str, ...]:

@@ -11,13 +11,13 @@ Nothing is ever posted twice blindly.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runner import crashpoint, log
 from runner.backend import CreateUncertain, RemoteBatch, Retryable
+from runner.compile import chunk_digest
 from runner.errors import RemoteError
 from runner.executor.context import Context
 from runner.executor.spool import Spool
@@ -130,7 +130,7 @@ def _submit_chunk(ctx: Context, chunk: Chunk, res: SubmitResult) -> bool:
     except Retryable as exc:
         res.retry_after = exc.retry_after
         return False
-    sha = hashlib.sha256(chunk.body).hexdigest()
+    sha = chunk_digest(chunk.betas, chunk.custom_ids)
     intent = ctx.store.add_intent(
         sha, chunk.betas, chunk.custom_ids, len(chunk.body), ctx.clock.now(), newest
     )
