@@ -126,8 +126,8 @@ class IncrementalSource:
         if job.input.kind == "glob" and job.input.key is not None:
             self.full = True  # see the module docstring: keys are checked across all files
         self._previous = {} if self.full else previous
-        self.builder = RequestBuilder(job)
-        self.key_fn: KeyFn | None = KeyRenderer(job).render if job.input.key else None
+        self._builder: RequestBuilder | None = None
+        self._key_fn: KeyFn | None = None
         self.removed: list[str] = []
         self._files: dict[str, list[Any]] = {}
         self._records: list[Any] | None = None
@@ -199,6 +199,19 @@ class IncrementalSource:
             yield from self._render_glob(self._plan)
         elif isinstance(self._plan, _RecordsScan):
             yield from self._render_records(self._plan)
+
+    @property
+    def builder(self) -> RequestBuilder:
+        """Built on first use: a pass that renders nothing compiles no template."""
+        if self._builder is None:
+            self._builder = RequestBuilder(self.job)
+        return self._builder
+
+    @property
+    def key_fn(self) -> KeyFn | None:
+        if self._key_fn is None and self.job.input.key is not None:
+            self._key_fn = KeyRenderer(self.job).render
+        return self._key_fn
 
     def _keyed(self, item: InputItem) -> InputItem:
         return _keyed(item, self.key_fn)
