@@ -102,8 +102,10 @@ class JobRun:
         self.first = False
         self.summary.batches_submitted += sent.batches
         self.summary.requests_submitted += sent.requests
-        self.summary.counts = ctx.store.status_counts()
-        self.summary.finished = _finished(ctx, self.summary.counts) and not self._waiting()
+        self.summary.counts = counts = ctx.store.status_counts()
+        # Whether anything still waits for this run: asked of state only when it may.
+        may_wait = any(counts.get(s) for s in ("pending", "retry")) or self.unsent
+        self.summary.finished = _finished(ctx, counts) and not (may_wait and self._waiting())
         ctx.progress(_progress_line(self.summary.counts))
         if self.summary.finished:
             self.spool.discard()
