@@ -3,8 +3,9 @@ submitted with their inputs, and superseding the requests of inputs that changed
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from runner.records import SUBMITTABLE
 
@@ -13,6 +14,7 @@ class Syncing:
     """Mixed into `Store`. Portable SQL (SQLite and PostgreSQL)."""
 
     db: sqlite3.Connection
+    transaction: Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]
 
     def waiting_requests(self) -> list[tuple[str, str, str | None]]:
         """(custom_id, input_key, input_path) of the current requests waiting for a
@@ -27,13 +29,8 @@ class Syncing:
 
     def supersede(self, custom_ids: Sequence[str]) -> None:
         """These requests are no longer their inputs' current ones (the input changed or was
-        removed); their results stay in state until a new result replaces them."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany(
-                "UPDATE requests SET current = 0 WHERE custom_id = ?", ((c,) for c in custom_ids)
+        removed); what they collected stays in state until a new result replaces it."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE requests SET current = 0 WHERE custom_id = ?", [(c,) for c in custom_ids]
             )
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
