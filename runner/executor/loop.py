@@ -89,7 +89,7 @@ class JobRun:
             self.skip = ids - self.planned
             ids &= self.planned
         self.unsent = ids
-        self._log.info("planned", inputs=plan.counts.inputs, to_submit=len(ids))
+        self._log.info("compiled", inputs=plan.counts.inputs, to_submit=len(ids))
         collect.flush_sink(self.ctx)
         check_budget(plan)
 
