@@ -28,6 +28,7 @@ class StateReads(Protocol):
     def status_counts(self, current_only: bool = True) -> dict[str, int]: ...
     def iter_states(self, current_only: bool = True) -> Iterator[RequestState]: ...
     def waiting_requests(self) -> list[tuple[str, str, str | None]]: ...
+    def current_keys(self) -> set[str]: ...
 
 
 class Source(Protocol):
@@ -104,6 +105,9 @@ class MappingState:
     def waiting_requests(self) -> list[tuple[str, str, str | None]]:
         return []
 
+    def current_keys(self) -> set[str]:
+        return {s.input_key for s in self._states.values()}
+
 
 def incremental_source(job: JobSpec, state: StateReads) -> IncrementalSource:
     """The real compiler's source: what changed since the index `state` holds, plus the
@@ -113,7 +117,7 @@ def incremental_source(job: JobSpec, state: StateReads) -> IncrementalSource:
         job,
         state.get_meta(INDEX_META),
         waiting,
-        known_keys=lambda: {s.input_key for s in state.iter_states()},
+        known_keys=state.current_keys,
     )
 
 
@@ -124,7 +128,7 @@ def walk(state: StateReads, source: Source, builder: Builder, writer: Writer | N
     if not source.scan():
         builder.add_unrendered(state.status_counts())
         return 0
-    known: set[str] = {s.input_key for s in state.iter_states()} if source.full else set()
+    known: set[str] = state.current_keys() if source.full else set()
     before = {} if source.full else state.status_counts()
     if writer is not None:
         writer.begin(source.full)

@@ -27,6 +27,10 @@ class Syncing:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def current_keys(self) -> set[str]:
+        """The input keys of the current requests (one per input)."""
+        return {r[0] for r in self.db.execute("SELECT input_key FROM requests WHERE current = 1")}
+
     def supersede(self, custom_ids: Sequence[str]) -> None:
         """These requests are no longer their inputs' current ones (the input changed or was
         removed); what they collected stays in state until a new result replaces it."""
