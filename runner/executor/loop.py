@@ -83,13 +83,15 @@ class JobRun:
 
     def start(self) -> None:
         """Build the plan, re-apply results a crashed run left unwritten, check the budget."""
-        self.plan = plan = sync.sync_pass(self.ctx, self.spool)
-        ids = set(plan.submit_ids)
-        if self.planned is not None:
+        applying = self.planned is not None
+        self.plan = plan = sync.sync_pass(self.ctx, self.spool, keep_ids=applying)
+        if self.planned is not None:  # a saved plan: only its requests, whatever else waits
+            ids = set(plan.submit_ids)
             self.skip = ids - self.planned
-            ids &= self.planned
-        self.unsent = ids
-        self._log.info("compiled", inputs=plan.counts.inputs, to_submit=len(ids))
+            self.unsent = ids & self.planned
+        # Otherwise the plan's requests are exactly those state now holds as waiting.
+        to_submit = len(self.unsent) if applying else plan.counts.to_submit
+        self._log.info("compiled", inputs=plan.counts.inputs, to_submit=to_submit)
         collect.flush_sink(self.ctx)
         check_budget(plan)
 

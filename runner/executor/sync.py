@@ -21,11 +21,12 @@ from runner.executor.spool import Spool
 from runner.plan import Plan, PlanBuilder, diff
 
 
-def sync_pass(ctx: Context, spool: Spool | None = None) -> Plan:
+def sync_pass(ctx: Context, spool: Spool | None = None, *, keep_ids: bool = False) -> Plan:
     """Build this run's plan and record its requests in state; keep the requests to submit
-    in `spool`. Raises `InputError` for any input that cannot become a request, before
-    anything is submitted."""
-    builder = PlanBuilder(ctx.job)
+    in `spool`. The plan's custom_ids are those state then holds as waiting; `keep_ids`
+    lists them in the plan too (memory grows with them). Raises `InputError` for any input
+    that cannot become a request, before anything is submitted."""
+    builder = PlanBuilder(ctx.job, keep_ids=keep_ids)
     writer = _StoreWriter(ctx, spool)
     removed = diff.walk(ctx.store, _source(ctx), builder, writer)
     return builder.finish(removed)

@@ -264,8 +264,11 @@ class PlanBuilder:
     """A plan built request by request, as a sync pass renders them (`plan.diff.walk`): the
     one definition of what a run submits, shared by `plan`, `run` and `apply`."""
 
-    def __init__(self, job: JobSpec, count_tokens: CountTokens | None = None) -> None:
+    def __init__(
+        self, job: JobSpec, count_tokens: CountTokens | None = None, *, keep_ids: bool = True
+    ) -> None:
         self.job = job
+        self.keep_ids = keep_ids  # a run's own plan is in state: its ids need no copy here
         self.counts = Counts()
         self.estimator = _Estimator(job, count_tokens)
         self.packer = Packer(job.max_requests, job.max_bytes)
@@ -288,7 +291,8 @@ class PlanBuilder:
         if params is None:
             params = orjson.loads(request.line)["params"]
         self.estimator.add(params, request.line)
-        self.submit_ids.append(request.custom_id)
+        if self.keep_ids:
+            self.submit_ids.append(request.custom_id)
         return True
 
     def add_unrendered(self, statuses: Mapping[str, int]) -> None:
