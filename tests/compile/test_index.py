@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import time
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runner import compile as compile_
-from runner import crashpoint
+from runner import crashpoint, inputs
 from runner.commands.wiring import compiler
 from runner.compile import index
 from runner.errors import InputError
@@ -44,7 +45,7 @@ class Watch:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.read: list[str] = []
         self.rendered: list[str] = []
-        real_read, real_build = index.read_input_file, compile_.RequestBuilder.build
+        real_read, real_build = inputs.read_input_file, compile_.RequestBuilder.build
 
         def read(rel: str, path: Path) -> bytes:
             self.read.append(rel)
@@ -64,9 +65,9 @@ class Watch:
 class Job:
     """A job on disk run pass after pass against one fake API and one state."""
 
-    def __init__(self, folder: Path, files: dict[str, str | bytes], **doc: Any) -> None:
+    def __init__(self, folder: Path, files: Mapping[str, str | bytes], **doc: Any) -> None:
         self.folder = folder
-        self.spec = write_job(folder, files, **doc)
+        self.spec = write_job(folder, dict(files), **doc)
         self.clock = FakeClock()
         self.api = FakeAPI(self.clock)
         age(folder)
