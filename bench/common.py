@@ -60,8 +60,11 @@ def text_of(n_bytes: int, seed: int) -> str:
     return " ".join(words)
 
 
-def make_job(folder: Path, n: int, *, doc_bytes: int = 2048, system_bytes: int = 6144) -> Path:
-    """Write records.jsonl, system.md and job.yaml under `folder`; return the job file."""
+def make_job(
+    folder: Path, n: int, *, doc_bytes: int = 2048, system_bytes: int = 6144, extra: str = ""
+) -> Path:
+    """Write records.jsonl, system.md and job.yaml under `folder` (`extra`: more YAML for
+    the job file); return the job file."""
     folder.mkdir(parents=True, exist_ok=True)
     texts = [text_of(doc_bytes, i) for i in range(min(n, 1000))]  # distinct, and quick at 1M
     with (folder / "records.jsonl").open("wb") as f:
@@ -81,7 +84,7 @@ def make_job(folder: Path, n: int, *, doc_bytes: int = 2048, system_bytes: int =
         "system: {file: system.md, cache: 1h}\n"
         "prompt: 'Classify this document: {{ input.record.text }}'\n"
         "poll: {interval: 100ms, max_interval: 1s}\n"
-        "output: {type: jsonl, path: out/results.jsonl}\n",
+        "output: {type: jsonl, path: out/results.jsonl}\n" + extra,
         encoding="utf-8",
     )
     # Inputs written the moment before a run are "racily clean" (runner/compile/index.py):
