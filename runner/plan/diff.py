@@ -109,6 +109,9 @@ class MappingState:
         return {s.input_key for s in self._states.values()}
 
 
+_EMPTY = MappingState({})
+
+
 def incremental_source(job: JobSpec, state: StateReads) -> IncrementalSource:
     """The real compiler's source: what changed since the index `state` holds, plus the
     inputs of requests that wait to be submitted."""
@@ -130,6 +133,9 @@ def walk(state: StateReads, source: Source, builder: Builder, writer: Writer | N
         return 0
     known: set[str] = state.current_keys() if source.full else set()
     before = {} if source.full else state.status_counts()
+    # A state that never recorded a request (a first pass) has no state to look up.
+    if source.full and not known and not state.status_counts(current_only=False):
+        state = _EMPTY
     if writer is not None:
         writer.begin(source.full)
     seen_known = 0
