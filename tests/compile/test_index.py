@@ -288,3 +288,28 @@ def test_appended_duplicate_key_is_refused(tmp_path: Path) -> None:
     age(tmp_path)
     with pytest.raises(InputError, match=r"inputs line 2 and line 6 have the same key 'r1'"):
         job.run()
+
+
+def test_csv_edited_in_the_middle(tmp_path: Path) -> None:
+    rows = "id,text\nr0,zero\nr1,one\nr2,two\n"
+    doc = {"input": {"csv": "data/in.csv", "key": "{{ record.id }}"},
+           "prompt": "Summarise: {{ input.record.text }}"}  # fmt: skip
+    job = Job(tmp_path, {"data/in.csv": rows}, **doc)
+    job.run()
+    (tmp_path / "data/in.csv").write_text(rows.replace("r1,one", "r1,one more"))
+    age(tmp_path)
+    assert job.sent(job.run) == {"r1"}
+
+
+def test_glob_keyed_by_a_template_renders_all_on_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys must stay unique across files, which only a full pass sees: every file is
+    rendered again, and still only the edited one is submitted."""
+    job = Job(tmp_path, FILES, input={"glob": "data/*.txt", "key": "k-{{ input.stem }}"})
+    job.run()
+    watch = Watch(monkeypatch)
+    (tmp_path / "data/2.txt").write_text("text 2, edited")
+    age(tmp_path)
+    assert job.sent(job.run) == {"k-2"}
+    assert len(watch.rendered) == len(FILES)
