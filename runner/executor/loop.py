@@ -125,12 +125,13 @@ class JobRun:
         retry request (a retry, or a create that proved never made) it may submit."""
         store = self.ctx.store
         if self.unsent:  # sent (even by a create in doubt) means no longer submittable
-            self.unsent &= set(store.submittable_ids(include_canceled=True))
+            self.unsent &= store.submittable_ids(include_canceled=True)
         # A run's first pass also resubmits what a `cancel` before it stopped (collected
         # just now): the next plain run finishes a canceled job. Later passes never undo a
         # `cancel` made during the run; a saved plan being applied submits only its own.
         first = self.first and self.planned is None
-        waiting = set(store.submittable_ids(include_canceled=first)) - self.skip
+        waiting = store.submittable_ids(include_canceled=first)  # a fresh set: ours to change
+        waiting -= self.skip
         waiting |= self.unsent
         unrenderable = sync.render_waiting(self.ctx, waiting, self.spool)
         if unrenderable:
