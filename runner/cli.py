@@ -219,12 +219,26 @@ def plan_cmd(
 @cli.command("apply")
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-wait", is_flag=True, help="Do one reconcile pass and exit (cron/CI mode).")
+@emulate_option
 @state_dir_option
-def apply_cmd(plan_file: Path, no_wait: bool, state_dir: Path | None) -> None:
+@emulator_config_option
+def apply_cmd(
+    plan_file: Path,
+    no_wait: bool,
+    emulate: bool,
+    state_dir: Path | None,
+    emulator_config: Path | None,
+) -> None:
     """Submit exactly what a saved plan lists, then carry on like run; refused if stale."""
+    if emulate and no_wait:
+        raise click.UsageError(
+            "--no-wait with --emulate leaves nothing to come back to: the emulator and its "
+            "batches end with this command. Drop --no-wait."
+        )
     from runner.commands import apply, wiring
 
-    sys.exit(_guard(lambda: apply.apply_plan(plan_file, no_wait, state_dir, wiring.Remote())))
+    remote = wiring.Remote(emulate, emulator_config)
+    sys.exit(_guard(lambda: apply.apply_plan(plan_file, no_wait, state_dir, remote)))
 
 
 @cli.command("export")

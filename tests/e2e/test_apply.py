@@ -114,3 +114,18 @@ def test_not_a_plan_file(tmp_path: Path, start_emulator: EmulatorFactory) -> Non
     bad.write_text("{}")
     proc = batchrun(emu.base_url, "apply", bad)
     assert proc.returncode == 1 and f"{bad}: not a plan file" in proc.stderr
+
+
+def test_apply_with_emulate_needs_no_api(tmp_path: Path) -> None:
+    """A dry run of a saved plan against an in-process emulator: no key, no network."""
+    import subprocess
+    import sys
+
+    job = write_job(tmp_path, inputs=2)
+    plan = tmp_path / "plan.json"
+    argv = [sys.executable, "-m", "runner"]
+    done = subprocess.run([*argv, "plan", str(job), "--out", str(plan)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    proc = subprocess.run([*argv, "apply", "--emulate", str(plan)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "submitted 2 requests in 1 batch" in proc.stdout, proc.stdout
