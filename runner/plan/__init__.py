@@ -353,23 +353,25 @@ def plan_job(
 
 
 class _ChunkTally:
-    """Chunk sizes as `Packer` assigns them, without building any body."""
+    """Chunk sizes as `Packer` assigns them, without building any body; counted in place,
+    one list per open chunk, rather than a new ChunkPlan per request."""
 
     def __init__(self) -> None:
-        self._open: dict[tuple[str, ...], ChunkPlan] = {}
+        self._open: dict[tuple[str, ...], list[int]] = {}  # betas -> [requests, bytes]
         self._closed: list[ChunkPlan] = []
 
     def add(self, betas: tuple[str, ...], size: int, new_chunk: bool) -> None:
         current = self._open.get(betas)
         if current is None or new_chunk:
             if current is not None:
-                self._closed.append(current)
-            self._open[betas] = ChunkPlan(1, BODY_OVERHEAD + size, betas)
+                self._closed.append(ChunkPlan(current[0], current[1], betas))
+            self._open[betas] = [1, BODY_OVERHEAD + size]
         else:
-            self._open[betas] = ChunkPlan(current.requests + 1, current.bytes + 1 + size, betas)
+            current[0] += 1
+            current[1] += 1 + size
 
     def result(self) -> list[ChunkPlan]:
-        return [*self._closed, *self._open.values()]
+        return [*self._closed, *(ChunkPlan(n, b, betas) for betas, (n, b) in self._open.items())]
 
 
 def usd(value: float) -> str:
