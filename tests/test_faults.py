@@ -181,7 +181,7 @@ def test_full_disk_under_the_state(
             real_open = Path.open
 
             def spool_open(self: Path, *args: Any, **kwargs: Any) -> Any:
-                if self.name == SPOOL_NAME and args[:1] == ("wb",):
+                if self.name == SPOOL_NAME and args[:1] in (("wb",), ("ab",)):
                     raise OSError(errno.ENOSPC, "No space left on device")
                 return real_open(self, *args, **kwargs)
 

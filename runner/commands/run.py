@@ -44,11 +44,14 @@ def run_results(
     remote: Remote,
     *,
     show_progress: bool = True,
+    planned: Sequence[frozenset[str]] | None = None,
 ) -> list[outcomes.RunResult]:
     """Run jobs together, each at its own pace; one result per job, in order. Prints
     nothing (a progress line on a terminal's stderr if `show_progress`).
     With --emulate and no --state-dir the state is a temporary folder: the emulator's
-    batches vanish with this command, so a kept state would point at batches no API knows."""
+    batches vanish with this command, so a kept state would point at batches no API knows.
+    `planned` (apply): per job, the custom_ids of its saved plan, the only ones submitted
+    besides retries."""
     with api_errors(), backend(remote) as connected, contextlib.ExitStack() as stack:
         api = patient(connected, remote, no_wait)
         if remote.emulate and root is None:
@@ -58,8 +61,11 @@ def run_results(
             for job in jobs
         ]
         ctxs = [c for c in opened if c is not None]
+        narrowed = None
+        if planned is not None:  # `apply`: each opened job submits its saved plan's requests
+            narrowed = [ids for ids, c in zip(planned, opened, strict=True) if c is not None]
         watch = StateWatch((c.store.state_dir, c.job.path) for c in ctxs)  # all, not the first
-        summaries = executor.run_many(ctxs, watch, no_wait=no_wait) if ctxs else []
+        summaries = executor.run_many(ctxs, watch, no_wait, narrowed) if ctxs else []
         if ctxs:
             ctxs[0].progress("")
         ended = iter(summaries)  # in the order of the opened jobs

@@ -14,7 +14,7 @@ import orjson
 
 from runner.errors import BatchrunError
 from runner.records import ResultRecord
-from runner.sinks import SinkRecordError, SinkRecordErrors, atomic, files, sqlite
+from runner.sinks import SinkRecordError, SinkRecordErrors, atomic, columns, files, sqlite
 from runner.sinks.deadfile import letter_to_dict, sidecar_path
 from runner.sinks.drift import (
     Drift,
@@ -156,14 +156,18 @@ class SqliteCheck:
         self.path = job.output.path
         self.table = job.output.table or sqlite.default_table(job.name)
         self.dead_table = f"{self.table}_dead_letters"
+        # Included fields and schema properties (sinks/columns.py), after batchrun's own.
+        self.extra = columns.job_columns(job)
+        self.columns = sqlite.RESULT_COLUMNS + tuple((c.name, c.sql_type) for c in self.extra)
+
+    def _row(self, record: ResultRecord, now: str) -> tuple[Any, ...]:
+        """The row the sink writes (SqliteSink._row)."""
+        extra = tuple(columns.sql_value(c.value(record)) for c in self.extra)
+        return sqlite.result_row(record, now) + extra
 
     def _tables(self, state: StateView, now: str) -> Iterator[tuple[str, Any, Iterable[Any]]]:
         """(table, its columns, state's rows for it)."""
-        yield (
-            self.table,
-            sqlite.RESULT_COLUMNS,
-            (sqlite.result_row(r, now) for r in state.results()),
-        )
+        yield self.table, self.columns, (self._row(r, now) for r in state.results())
         yield self.dead_table, sqlite.DEAD_COLUMNS, (sqlite.dead_row(d, now) for d in state.dead())
 
     def check(self, state: StateView) -> list[Drift]:
@@ -195,14 +199,14 @@ class SqliteCheck:
             count = sum(1 for _ in rows)
             detail = f"the table does not exist (or lacks columns); state holds {count} rows"
             return [Drift("missing", place, detail)] if count else []
-        found = {str(row[0]): digest(list(row)) for row in cursor}
+        found = {str(row[0]): digest(_plain(row)) for row in cursor}
         drifts: list[Drift] = []
         for row in rows:
             key = str(row[0])
             got = found.pop(key, None)
             if got is None:
                 drifts.append(Drift("missing", place, f"{label(key)}: no row"))
-            elif got != digest([row[i] for i in kept]):
+            elif got != digest(_plain(row[i] for i in kept)):
                 drifts.append(Drift("altered", place, f"{label(key)}: the row differs from state"))
         for key in sorted(found):
             drifts.append(Drift("foreign", place, f"{label(key)}: a row state does not hold"))
@@ -225,6 +229,12 @@ class SqliteCheck:
             conn.execute("COMMIT")
         finally:
             conn.close()
+
+
+def _plain(values: Iterable[Any]) -> list[Any]:
+    """Values as compared: numbers as floats, since a column's affinity may store the 3 a
+    schema's `number` gave as 3.0 (and orjson writes the two differently)."""
+    return [float(v) if isinstance(v, int | float) else v for v in values]
 
 
 def _rewrite_table(conn: sqlite3.Connection, table: str, columns: Any, rows: Iterable[Any]) -> None:
