@@ -7,15 +7,18 @@ of inputs (only the set of keys seen, for the duplicate check, does).
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
+import functools
+import io
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 import orjson
 
-from runner import limits
+from runner import limits, storage
 from runner.errors import InputError
 from runner.globs import find_files
 from runner.spec.model import JobSpec
@@ -57,14 +60,13 @@ def iter_inputs(job: JobSpec, key: KeyFn | None = None) -> Iterator[InputItem]:
     Raises `InputError` for an unreadable or malformed input, a key that cannot be rendered,
     and two inputs with the same key (naming both).
     """
-    spec = job.input
-    if spec.kind == "glob":
-        raw: Iterator[InputItem] = _iter_files(job)
-    elif spec.kind == "jsonl":
-        raw = _iter_jsonl(_record_file(job))
-    else:
-        raw = _iter_csv(_record_file(job))
-    yield from _keyed(job, raw, key)
+    yield from _keyed(job, _iter_raw(job), key)
+
+
+def _iter_raw(job: JobSpec) -> Iterator[InputItem]:
+    if job.input.kind == "glob":
+        return _iter_files(job)
+    return _iter_jsonl(job) if job.input.kind == "jsonl" else _iter_csv(job)
 
 
 def _record_file(job: JobSpec) -> Path:
@@ -96,11 +98,7 @@ def _keyed(job: JobSpec, items: Iterator[InputItem], key_fn: KeyFn | None) -> It
 def _first_with_key(job: JobSpec, key: str, key_fn: KeyFn | None) -> str:
     """The origin of the first input with `key`: found again rather than stored for every key,
     because duplicates are rare and memory should not grow with the input count."""
-    source = _iter_files(job) if job.input.kind == "glob" else None
-    if source is None:
-        path = _record_file(job)
-        source = _iter_jsonl(path) if job.input.kind == "jsonl" else _iter_csv(path)
-    for item in source:
+    for item in _iter_raw(job):
         if (key_fn(item) if key_fn else item.key) == key:
             return item.origin
     return "?"  # pragma: no cover - the key was seen, so a second pass finds it
@@ -116,33 +114,58 @@ def matching_files(job: JobSpec) -> list[str]:
 
 
 def _iter_files(job: JobSpec) -> Iterator[InputItem]:
+    if job.input.url is not None:
+        yield from _iter_objects(job, job.input.url)
+        return
     for rel in matching_files(job):
         path = job.base_dir / rel
         if path.is_file():
-            yield _file_item(job, rel, path)
+            yield _file_item(job, rel, rel, path.stat().st_size, path.read_bytes)
 
 
-def _file_item(job: JobSpec, rel: str, path: Path) -> InputItem:
-    size = path.stat().st_size
+def object_stats(job: JobSpec) -> list[storage.ObjectStat] | None:
+    """The job's input objects, unread: a glob's from one listing, a records object from
+    one HEAD (none when it is missing). What an incremental run compares instead of a
+    file's size and mtime. None when the inputs are local files."""
+    url = job.input.url
+    if url is None:
+        return None
+    store = storage.storage(url.scheme)
+    if job.input.kind == "glob":
+        return store.find(url, job.input.pattern or "", job.input.exclude)
+    found = store.stat(url)
+    return [found] if found is not None else []
+
+
+def _iter_objects(job: JobSpec, root: storage.Url) -> Iterator[InputItem]:
+    """A glob over object storage: one listing, then each object read as it is reached.
+    An object's path is its key below the bucket, as a file's is below the job folder."""
+    store = storage.storage(root.scheme)
+    for found in store.find(root, job.input.pattern or "", job.input.exclude):
+        read = functools.partial(store.read, found.url)
+        yield _file_item(job, found.key, str(found.url), found.size, read)
+
+
+def _file_item(
+    job: JobSpec, rel: str, where: str, size: int, read: Callable[[], bytes]
+) -> InputItem:
+    """One file or object (`rel` its relative path, `where` its name in messages), read
+    only after its size is known to fit in a request."""
     if size == 0:
-        raise InputError(f"{rel}: the file is empty: there is nothing to send")
+        raise InputError(f"{where}: the file is empty: there is nothing to send")
     if size > limits.MAX_REQUEST_BYTES:
         raise InputError(
-            f"{rel}: {size:,} bytes is more than a request may hold "
+            f"{where}: {size:,} bytes is more than a request may hold "
             f"({limits.MAX_REQUEST_BYTES:,}): split the file or leave it out with input.exclude"
         )
-    data = path.read_bytes()
-    context: dict[str, Any] = {
-        "path": rel,
-        "name": path.name,
-        "stem": path.stem,
-        "bytes": size,
-    }
+    data = read()
+    name = PurePosixPath(rel)
+    context: dict[str, Any] = {"path": rel, "name": name.name, "stem": name.stem, "bytes": size}
     as_ = job.input.as_
     if as_ == "text":
-        context["text"] = _decode_text(rel, data)
+        context["text"] = _decode_text(where, data)
         return InputItem(rel, rel, context)
-    block = _document_block(rel, data) if as_ == "document" else _image_block(rel, data)
+    block = _document_block(where, data) if as_ == "document" else _image_block(where, data)
     return InputItem(rel, rel, context, [block])
 
 
@@ -196,8 +219,21 @@ def _record_item(line: int, record: dict[str, Any]) -> InputItem:
     return InputItem(str(line), None, {"record": record, "line": line})
 
 
-def _iter_jsonl(path: Path) -> Iterator[InputItem]:
+@contextlib.contextmanager
+def _records(job: JobSpec) -> Iterator[tuple[IO[bytes], str]]:
+    """The records file (or object, streamed in ranges) and its name for messages."""
+    url = job.input.url
+    if url is not None:
+        with storage.storage(url.scheme).open(url) as fh:
+            yield fh, str(url)
+        return
+    path = _record_file(job)
     with path.open("rb") as fh:
+        yield fh, str(path)
+
+
+def _iter_jsonl(job: JobSpec) -> Iterator[InputItem]:
+    with _records(job) as (fh, path):
         for number, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
@@ -211,9 +247,9 @@ def _iter_jsonl(path: Path) -> Iterator[InputItem]:
             yield _record_item(number, record)
 
 
-def _iter_csv(path: Path) -> Iterator[InputItem]:
+def _iter_csv(job: JobSpec) -> Iterator[InputItem]:
     # utf-8-sig: spreadsheets often write a BOM that would otherwise prefix the first column.
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+    with _records(job) as (raw, path), io.TextIOWrapper(raw, "utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         header = _csv_header(path, reader)
         last = reader.line_num
@@ -231,7 +267,7 @@ def _iter_csv(path: Path) -> Iterator[InputItem]:
             raise InputError(f"{path}:{reader.line_num}: unreadable CSV: {exc}") from None
 
 
-def _csv_header(path: Path, reader: Any) -> list[str]:
+def _csv_header(path: str, reader: Any) -> list[str]:
     try:
         header: list[str] = next(reader)
     except StopIteration:

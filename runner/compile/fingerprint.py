@@ -8,7 +8,8 @@ its custom_id) depend on, without reading the inputs:
   selection, ...) and the batchrun version (a new version may compile differently);
 - the text of every template (inline or from `system.file` / `prompt_file`), by content;
 - each input file: relative path, size and mtime_ns (a glob's whole file list, so an added
-  or removed file changes it; or the one JSONL/CSV records file).
+  or removed file changes it; or the one JSONL/CSV records file); for objects in object
+  storage, key, size and version (the ETag) from one listing, read by `inputs.object_stats`.
 
 Size + mtime_ns is what make and git trust too. Like git's "racily clean" rule, a file
 modified within `RACY_S` of now gives no fingerprint at all: an edit in the same clock tick
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 import orjson
 
 from runner import __version__
-from runner.inputs import matching_files
+from runner.inputs import matching_files, object_stats
 from runner.spec.model import JobSpec, Template
 
 RACY_S = 2.0
@@ -41,6 +42,12 @@ def fingerprint(job: JobSpec) -> str | None:
     file): the caller then compiles in full."""
     h = hashlib.sha256(_DOMAIN)
     h.update(orjson.dumps([__version__, job.spec_hash, *_templates(job)]))
+    objects = object_stats(job)
+    if objects is not None:  # an ETag changes with the content: no racy window
+        if not objects or not all(o.version for o in objects):
+            return None  # nothing (or a missing object) to prove: compile in full
+        h.update(orjson.dumps([[o.key, o.size, o.version] for o in objects]))
+        return h.hexdigest()
     racy_after = time.time_ns() - int(RACY_S * 1e9)
     try:
         for rel, size, mtime in _input_stats(job):

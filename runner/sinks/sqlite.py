@@ -169,8 +169,8 @@ class SqliteSink:
         self.table = output.table or default_table(job_name)
         self.dead_table = f"{self.table}_dead_letters"
         self._clock = clock
-        self._path = output.path
-        self._conn: sqlite3.Connection | None = _connect(output.path)
+        self._path = output.local
+        self._conn: sqlite3.Connection | None = _connect(output.local)
         try:
             self._setup()
         except sqlite3.Error as e:  # not a database, locked for 10 s, read-only, ...
