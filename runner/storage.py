@@ -227,6 +227,8 @@ class Storage:
         depth = None if "**" in pattern else pattern.count("/") - prefix.count("/") + (not prefix)
         with self._failures(top, "list the objects"):
             listed = self._fs.find(top.fs_path, maxdepth=depth, detail=True)
+            if not listed and root.bucket and not self._fs.exists(root.bucket):
+                raise FileNotFoundError(f"no bucket {root.bucket!r}, or these credentials cannot see it")
         found: list[ObjectStat] = []
         for name, info in listed.items():
             relative = self._key(name)[len(root.key.rstrip("/")) + bool(root.key) :]
@@ -309,7 +311,8 @@ class Storage:
 
     def _key(self, name: str) -> str:
         """fsspec's `bucket/key` (or `/path`) -> the key."""
-        return name.lstrip("/") if self.scheme == "file" else name.partition("/")[2]
+        path = name.lstrip("/")
+        return path if self.scheme == "file" else path.partition("/")[2]
 
     def _stat(self, url: Url, info: Mapping[str, Any]) -> ObjectStat:
         return ObjectStat(url, int(info.get("size") or 0), _version(info))

@@ -1,0 +1,40 @@
+"""A fake GCS for the tests: fsspec's in-memory filesystem, with the `etag` a GCS listing
+carries and a store of its own (the memory filesystem's is shared by every instance)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fsspec.implementations.memory import MemoryFileSystem
+
+
+class FakeGCS(MemoryFileSystem):
+    protocol = ("gs", "gcs")
+
+    def __init__(self) -> None:
+        super().__init__(skip_instance_cache=True)
+        self.store: dict[str, Any] = {}
+        self.pseudo_dirs = [""]
+        self.reads = 0  # whole-object GETs, to prove what an incremental run does not read
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> Any:
+        found = super().ls(path, detail=detail, **kwargs)
+        return [self._tagged(e) for e in found] if detail else found
+
+    def find(self, path: str, *args: Any, detail: bool = False, **kwargs: Any) -> Any:
+        found = super().find(path, *args, detail=detail, **kwargs)
+        return {k: self._tagged(v) for k, v in found.items()} if detail else found
+
+    def info(self, path: str, **kwargs: Any) -> Any:
+        return self._tagged(super().info(path, **kwargs))
+
+    def cat_file(self, path: str, start: Any = None, end: Any = None, **kwargs: Any) -> Any:
+        self.reads += 1
+        return super().cat_file(path, start, end, **kwargs)
+
+    def _tagged(self, entry: dict[str, Any]) -> dict[str, Any]:
+        if entry.get("type") == "file":
+            data = self.store[self._strip_protocol(entry["name"])].getvalue()
+            entry = {**entry, "etag": hashlib.md5(data).hexdigest()}  # as GCS does
+        return entry
