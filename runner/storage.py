@@ -228,7 +228,8 @@ class Storage:
         with self._failures(top, "list the objects"):
             listed = self._fs.find(top.fs_path, maxdepth=depth, detail=True)
             if not listed and root.bucket and not self._fs.exists(root.bucket):
-                raise FileNotFoundError(f"no bucket {root.bucket!r}, or these credentials cannot see it")
+                missing = f"no bucket {root.bucket!r}, or these credentials cannot see it"
+                raise FileNotFoundError(missing)
         found: list[ObjectStat] = []
         for name, info in listed.items():
             relative = self._key(name)[len(root.key.rstrip("/")) + bool(root.key) :]
