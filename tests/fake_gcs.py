@@ -11,12 +11,14 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 class FakeGCS(MemoryFileSystem):
     protocol = ("gs", "gcs")
+    cachable = False  # a new filesystem, with its own store, on every call
 
     def __init__(self) -> None:
-        super().__init__(skip_instance_cache=True)
+        super().__init__()
         self.store: dict[str, Any] = {}
         self.pseudo_dirs = [""]
-        self.reads = 0  # whole-object GETs, to prove what an incremental run does not read
+        self.reads = 0  # whole-object GETs and downloads: what a run read
+        self.writes = 0  # PUTs and uploads
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> Any:
         found = super().ls(path, detail=detail, **kwargs)
@@ -32,6 +34,18 @@ class FakeGCS(MemoryFileSystem):
     def cat_file(self, path: str, start: Any = None, end: Any = None, **kwargs: Any) -> Any:
         self.reads += 1
         return super().cat_file(path, start, end, **kwargs)
+
+    def get_file(self, rpath: str, lpath: str, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return super().get_file(rpath, lpath, *args, **kwargs)
+
+    def pipe_file(self, path: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
+        self.writes += 1
+        return super().pipe_file(path, value, *args, **kwargs)
+
+    def put_file(self, lpath: str, rpath: str, *args: Any, **kwargs: Any) -> Any:
+        self.writes += 1
+        return super().put_file(lpath, rpath, *args, **kwargs)
 
     def _tagged(self, entry: dict[str, Any]) -> dict[str, Any]:
         if entry.get("type") == "file":
