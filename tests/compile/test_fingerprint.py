@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from runner import compile as compile_
+from runner import storage
 from runner.compile import fingerprint
 from runner.executor import loop as executor
 from runner.executor.context import Compiler, Context
@@ -18,8 +19,9 @@ from runner.executor.sync import FINGERPRINT_META
 from runner.sinks.jsonl import JsonlSink
 from runner.spec import JobSpec
 from runner.store import Store
+from tests.fake_gcs import FakeGCS
 from tests.fakes import FakeAPI, FakeClock, price
-from tests.jobkit import write_job
+from tests.jobkit import unchecked_job, write_job
 
 FILES = {f"data/{i}.txt": f"text {i}" for i in range(4)}
 FILES["prompts/sys.md"] = "You are terse."
@@ -190,9 +192,29 @@ def test_a_sync_cut_short_leaves_no_fingerprint(tmp_path: Path) -> None:
     def broken(job: JobSpec) -> Any:
         raise KeyboardInterrupt
 
-    compiler.iter_requests = broken  # type: ignore[method-assign]
+    compiler.iter_requests = broken
     with pytest.raises(KeyboardInterrupt):
         run(edited, api, compiler, state)
     store = Store.open(state)
     assert store.get_meta(FINGERPRINT_META) is None
     store.close()
+
+
+def test_objects_are_fingerprinted_by_key_size_and_etag_unread(tmp_path: Path) -> None:
+    """An unchanged bucket gives the same fingerprint from a listing alone; a changed or an
+    added object changes it; an object without a version gives none (compile in full)."""
+    fake = FakeGCS()
+    fake.pipe({"bkt/d/a.txt": b"one", "bkt/d/b.txt": b"two"})
+    with storage.use_filesystem("gs", fake):
+        job = unchecked_job(tmp_path, {"x": ""}, input={"glob": "gs://bkt/d/*.txt"})
+        first = fingerprint.fingerprint(job)
+        assert first is not None and fingerprint.fingerprint(job) == first
+        fake.pipe_file("bkt/d/b.txt", b"TWO")  # same size, new content: a new ETag
+        changed = fingerprint.fingerprint(job)
+        fake.pipe_file("bkt/d/c.txt", b"three")
+        added = fingerprint.fingerprint(job)
+        assert len({first, changed, added}) == 3
+        assert fake.reads == 0
+        fake.info = lambda path, **kw: {"name": path, "size": 1, "type": "file"}
+        fake.find = lambda *a, **kw: {"bkt/d/a.txt": fake.info("bkt/d/a.txt")}
+        assert fingerprint.fingerprint(job) is None
