@@ -180,7 +180,7 @@ def _output_in_url_glob(job: RawJob, glob_url: str) -> Iterator[Diagnostic]:
         return  # reported by _locations
     if (inputs.scheme, inputs.bucket) == (output.scheme, output.bucket):
         excludes = [e for e in job.get("input", "exclude", kind=list) or () if isinstance(e, str)]
-        yield from _output_in_glob(job, inputs.key, excludes, output.key.rstrip("/"))
+        yield from _output_in_glob(job, inputs.key, excludes, output.key.rstrip("/"), glob_url)
 
 
 def _matching_files(base: Path, pattern: str, excludes: list[str]) -> list[str]:
@@ -195,9 +195,10 @@ def _matches_any(relative: str, patterns: list[str]) -> bool:
 
 
 def _output_in_glob(
-    job: RawJob, pattern: str, excludes: list[str], relative: str
+    job: RawJob, pattern: str, excludes: list[str], relative: str, shown: str | None = None
 ) -> Iterator[Diagnostic]:
-    """Whether the output (at `relative`, in the glob's own terms) is one of its inputs."""
+    """Whether the output (at `relative`, in the glob's own terms) is one of its inputs;
+    `shown` is the glob as written, when `pattern` is only its part below a bucket."""
     out = job.get("output", "path", kind=str)
     candidates = [relative]
     if job.get("output", "type") == "files":
@@ -207,7 +208,7 @@ def _output_in_glob(
     reached = [c for c in candidates if _matches_any(c, [pattern])]
     if reached and not _matches_any(reached[0], excludes):
         message = (
-            f"the output {out!r} is inside the input glob {pattern!r}: a later run would "
+            f"the output {out!r} is inside the input glob {shown or pattern!r}: a later run would "
             "read its own results as inputs; move the output or add it to input.exclude"
         )
         yield job.at("$.output.path", message)
