@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner import storage
+from runner import crashpoint, storage
 from runner.records import DeadLetter, ResultRecord
 from runner.sinks.deadfile import DeadLetters, parse_letters
 from runner.sinks.files import (
@@ -99,6 +99,7 @@ class ObjectJsonlSink:
             if now is not None and now != self._uploaded.get(local):
                 self._store.upload(local, url)
                 self._uploaded[local] = now
+                crashpoint.hit("mid_sink_write")  # results uploaded, dead letters not yet
 
     def close(self) -> None:
         try:
