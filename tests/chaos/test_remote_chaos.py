@@ -54,11 +54,10 @@ def test_kills_around_remote_sink_writes(
     out = s3_bucket.url("out/r.jsonl" if sink == "jsonl" else "out/answers")
     job = _job(tmp_path, s3_bucket, f"{{type: {sink}, path: {out}}}")
     with emulator.start(FAULTS) as emu:
-        env = s3_bucket.aws_env
         for point in kills:  # each run still has pages to write, so each kill lands
-            proc = batchrun(emu.base_url, "run", job, BATCHRUN_TEST_CRASH_AT=point, **env)
+            proc = batchrun(emu.base_url, "run", job, BATCHRUN_TEST_CRASH_AT=point)
             assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-        final = batchrun(emu.base_url, "run", job, **env)
+        final = batchrun(emu.base_url, "run", job)
         assert final.returncode in (0, 4), final.stderr[-2000:]
         stats = emu.stats()
     assert stats["double_billed_custom_ids"] == {} and stats["requests_received"] >= INPUTS

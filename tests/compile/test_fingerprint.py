@@ -66,7 +66,7 @@ class Counting:
 
 def run(job: JobSpec, api: FakeAPI, compiler: Counting, state: Path) -> executor.RunSummary:
     store = Store.open(state)
-    ctx = Context(job=job, store=store, backend=api, sink=JsonlSink(job.output.path),
+    ctx = Context(job=job, store=store, backend=api, sink=JsonlSink(job.output.local),
                   compiler=compiler.as_compiler(), clock=api.clock, price=price)  # fmt: skip
     try:
         store.lock()
@@ -192,7 +192,7 @@ def test_a_sync_cut_short_leaves_no_fingerprint(tmp_path: Path) -> None:
     def broken(job: JobSpec) -> Any:
         raise KeyboardInterrupt
 
-    compiler.iter_requests = broken
+    compiler.iter_requests = broken  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
         run(edited, api, compiler, state)
     store = Store.open(state)
@@ -215,6 +215,7 @@ def test_objects_are_fingerprinted_by_key_size_and_etag_unread(tmp_path: Path) -
         added = fingerprint.fingerprint(job)
         assert len({first, changed, added}) == 3
         assert fake.reads == 0
-        fake.info = lambda path, **kw: {"name": path, "size": 1, "type": "file"}
-        fake.find = lambda *a, **kw: {"bkt/d/a.txt": fake.info("bkt/d/a.txt")}
-        assert fingerprint.fingerprint(job) is None
+        unversioned = {"bkt/d/a.txt": {"name": "bkt/d/a.txt", "size": 1, "type": "file"}}
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fake, "find", lambda *a, **kw: unversioned)
+            assert fingerprint.fingerprint(job) is None

@@ -53,9 +53,8 @@ def test_s3_to_s3_reruns_submit_only_what_changed(
     put(s3_bucket, {f"docs/{n}.txt": f"text {n}" for n in "abc"})
     out = s3_bucket.url("out/answers.jsonl")
     job = remote_job(tmp_path, s3_bucket, f"{{type: jsonl, path: {out}}}")
-    env = s3_bucket.aws_env
 
-    first = batchrun(emu.base_url, "run", job, **env)
+    first = batchrun(emu.base_url, "run", job)
     assert first.returncode == 0, first.stderr
     assert f"results in {out}" in first.stdout
     assert sorted(x["input_key"] for x in object_lines(out)) == [
@@ -65,18 +64,18 @@ def test_s3_to_s3_reruns_submit_only_what_changed(
     ]
     assert received(emu) == 3
 
-    again = batchrun(emu.base_url, "run", job, **env)
+    again = batchrun(emu.base_url, "run", job)
     assert again.returncode == 0 and "submitted 0 requests" in again.stdout
     assert received(emu) == 3
 
     before = {x["input_key"]: x["custom_id"] for x in object_lines(out)}
     put(s3_bucket, {"docs/d.txt": "text d", "docs/a.txt": "changed text"})
-    assert batchrun(emu.base_url, "run", job, **env).returncode == 0
+    assert batchrun(emu.base_url, "run", job).returncode == 0
     after = {x["input_key"]: x["custom_id"] for x in object_lines(out)}
     assert received(emu) == 5 and len(after) == 4  # the new object and the changed one
     assert {k for k in after if after[k] != before.get(k)} == {"docs/a.txt", "docs/d.txt"}
 
-    plan = batchrun(emu.base_url, "plan", "--json", job, **env)
+    plan = batchrun(emu.base_url, "plan", "--json", job)
     counts = orjson.loads(plan.stdout)[0]["counts"]
     assert (counts["inputs"], counts["done"], counts["to_submit"]) == (4, 4, 0), plan.stdout
 
@@ -93,9 +92,12 @@ def test_an_unchanged_bucket_is_not_read_again(
     job = remote_job(tmp_path, s3_bucket, "{type: jsonl, path: out/answers.jsonl}")
     reads: list[str] = []
     real_read = storage.Storage.read
-    monkeypatch.setattr(
-        storage.Storage, "read", lambda self, url: reads.append(str(url)) or real_read(self, url)
-    )
+
+    def counted(self: storage.Storage, url: storage.Url) -> bytes:
+        reads.append(str(url))
+        return real_read(self, url)
+
+    monkeypatch.setattr(storage.Storage, "read", counted)
     assert api.run(job, base_url=emu.base_url, api_key=DUMMY_KEY).exit_code == 0
     assert len(reads) == 2
     reads.clear()
@@ -104,7 +106,11 @@ def test_an_unchanged_bucket_is_not_read_again(
 
 
 def test_s3_records_to_postgres(
-    tmp_path: Path, start_emulator: EmulatorFactory, s3_bucket: Bucket, postgres_dsn: str
+    tmp_path: Path,
+    start_emulator: EmulatorFactory,
+    s3_bucket: Bucket,
+    postgres_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One row per input in the table; the DSN's password shows nowhere."""
     emu = start_emulator()
@@ -115,8 +121,8 @@ def test_s3_records_to_postgres(
         "{type: postgres, dsn_env: RESULTS_DSN, table: answers}",
         source="csv: in/q.csv",
     )
-    env = {**s3_bucket.aws_env, "RESULTS_DSN": postgres_dsn}
-    runs = [batchrun(emu.base_url, "run", job, **env) for _ in range(2)]
+    monkeypatch.setenv("RESULTS_DSN", postgres_dsn)  # the subprocesses inherit it
+    runs = [batchrun(emu.base_url, "run", job) for _ in range(2)]
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
     assert "submitted 0 requests" in runs[1].stdout and received(emu) == 3
     with psycopg.connect(postgres_dsn) as conn:

@@ -10,7 +10,7 @@ import pytest
 
 from runner import storage
 from runner.records import ResultRecord
-from runner.sinks.files import SinkRecordErrors
+from runner.sinks import SinkRecordErrors
 from runner.sinks.objects import ObjectFilesSink, ObjectJsonlSink, holds_results
 from runner.spec.model import OutputSpec
 from runner.storage import Url, parse_url
@@ -98,25 +98,26 @@ def test_jsonl_each_flush_uploads_the_whole_object(gcs: FakeGCS) -> None:
 # Files
 
 
-def files_output(url: str, content: str = "text") -> OutputSpec:
-    return OutputSpec(type="files", path=None, url=parse_url(url), content=content)
+def files_sink(url: str) -> tuple[OutputSpec, Url, ObjectFilesSink]:
+    """A files output at `url`, its URL, and a sink writing it."""
+    parsed = parse_url(url)
+    out = OutputSpec(type="files", path=None, url=parsed)
+    return out, parsed, ObjectFilesSink(out, parsed)
 
 
 def test_files_one_object_per_input(gcs: FakeGCS) -> None:
-    out = files_output("gs://bkt/answers/")
-    sink = ObjectFilesSink(out, out.url)
+    out, url, sink = files_sink("gs://bkt/answers/")
     a = rec("docs/a.txt", "1", text="answer a")
     sink.upsert([ResultRecord(**{**a.__dict__, "input_path": "docs/a.txt"}), rec("r-7", "2")])
     sink.close()
     store = storage.storage("gs")
     assert store.read(parse_url("gs://bkt/answers/docs/a.txt.md")) == b"answer a"
     assert store.read(parse_url("gs://bkt/answers/r-7.md")) == b"t"
-    assert holds_results(out, out.url)
+    assert holds_results(out, url)
 
 
 def test_files_a_refused_input_does_not_stop_the_others(gcs: FakeGCS) -> None:
-    out = files_output("gs://bkt/answers")
-    sink = ObjectFilesSink(out, out.url)
+    _, _, sink = files_sink("gs://bkt/answers")
     bad = ResultRecord(**{**rec("x", "1").__dict__, "input_path": "../escape.txt"})
     with pytest.raises(SinkRecordErrors) as caught:
         sink.upsert([bad, rec("ok", "2")])
@@ -125,21 +126,21 @@ def test_files_a_refused_input_does_not_stop_the_others(gcs: FakeGCS) -> None:
 
 
 def test_files_dead_letter_removes_the_answer_and_a_result_the_letter(gcs: FakeGCS) -> None:
-    out = files_output("gs://bkt/answers")
+    out, url, sink = files_sink("gs://bkt/answers")
     answer, letters = parse_url("gs://bkt/answers/k.md"), parse_url("gs://bkt/answers.dead.jsonl")
-    sink = ObjectFilesSink(out, out.url)
     sink.upsert([rec("k", "1")])
     sink.upsert_dead([dead("k", "1")])
     store = storage.storage("gs")
     assert store.stat(answer) is None and keys(letters) == ["k"]
-    again = ObjectFilesSink(out, out.url)  # a later run: reads the letters on first use
+    again = ObjectFilesSink(out, url)  # a later run: reads the letters on first use
     again.upsert([rec("k", "2")])
     assert store.stat(answer) is not None and store.stat(letters) is None
 
 
 def test_holds_results_of_an_absent_output(gcs: FakeGCS) -> None:
     assert not holds_results(OutputSpec(type="jsonl", path=None, url=OUT), OUT)
-    assert not holds_results(files_output("gs://bkt/none/"), parse_url("gs://bkt/none/"))
+    out, url, _ = files_sink("gs://bkt/none/")
+    assert not holds_results(out, url)
 
 
 # ---------------------------------------------------------------------------------------
@@ -151,8 +152,7 @@ def test_s3_jsonl_and_files_sinks(s3_bucket: Bucket) -> None:
     jsonl_write(out, [rec("a", "1"), rec("b", "2")])
     jsonl_write(out, [rec("a", "3")])
     assert [(x["input_key"], x["custom_id"]) for x in lines(out)] == [("a", "3"), ("b", "2")]
-    files = files_output(s3_bucket.url("answers/"))
-    sink = ObjectFilesSink(files, files.url)
+    _, _, sink = files_sink(s3_bucket.url("answers/"))
     sink.upsert([rec("a", "1"), rec("b", "2")])
     sink.upsert_dead([dead("b", "2")])
     found = storage.storage("s3").find(parse_url(s3_bucket.url()), "**")
