@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import posixpath
 import re
 import sys
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from runner import log
 from runner.errors import BatchrunError
 from runner.globs import glob_regex, literal_prefix
 
@@ -68,6 +70,7 @@ _CLIENT_ERRORS = (
     ("google.auth.exceptions", "GoogleAuthError"),
     ("aiohttp", "ClientError"),
 )
+_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _CREDENTIALS_HINT = {
     "s3": "credentials and endpoint come from the AWS_* variables, a profile or a role",
     "gs": "credentials come from Google's application default credentials",
@@ -204,6 +207,8 @@ def storage(scheme: str) -> Storage:
         raise StorageError(f"{scheme}:// URLs need the {needs.extra} extra: {install}")
     import fsspec  # here: a job without URLs never pays the ~0.1 s import
 
+    for name in _SECRET_VARIABLES:  # never read here, but masked should a message quote one
+        log.add_secret(os.environ.get(name))
     fs = fsspec.filesystem(needs.protocol, skip_instance_cache=True, use_listings_cache=False)
     return Storage(scheme, fs)
 

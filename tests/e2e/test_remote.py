@@ -14,7 +14,7 @@ import pytest
 from runner import api, storage
 from tests.e2e.conftest import EmulatorFactory
 from tests.e2e.helpers import DUMMY_KEY, batchrun
-from tests.services import DSN_PASSWORD, Bucket, s3_client
+from tests.services import AWS_TEST_KEYS, DSN_PASSWORD, Bucket, s3_client
 
 pytestmark = pytest.mark.e2e
 
@@ -75,6 +75,8 @@ def test_s3_to_s3_reruns_submit_only_what_changed(
     assert received(emu) == 5 and len(after) == 4  # the new object and the changed one
     assert {k for k in after if after[k] != before.get(k)} == {"docs/a.txt", "docs/d.txt"}
 
+    secret = AWS_TEST_KEYS["AWS_SECRET_ACCESS_KEY"]
+    assert all(secret not in p.stdout + p.stderr for p in (first, again)), "a credential leaked"
     plan = batchrun(emu.base_url, "plan", "--json", job)
     counts = orjson.loads(plan.stdout)[0]["counts"]
     assert (counts["inputs"], counts["done"], counts["to_submit"]) == (4, 4, 0), plan.stdout
