@@ -118,8 +118,8 @@ def is_url(text: str) -> bool:
 def parse_url(text: str) -> Url:
     """`s3://bucket/key`, `gs://bucket/key` or `file:///absolute/path` -> `Url`.
 
-    Raises `UrlError` for another scheme, credentials or a query in the URL, an invalid
-    bucket name, or '.', '..' or empty path components.
+    Raises `UrlError` for another scheme, credentials in the URL, an invalid bucket name,
+    or '.', '..' or empty path components. A '?' is part of the key (a glob's wildcard).
     """
     match = _URL.match(text)
     if match is None:
@@ -130,8 +130,6 @@ def parse_url(text: str) -> Url:
             f"unsupported URL scheme {scheme + '://'!r}: inputs and outputs may be local "
             "paths or s3://, gs:// and file:// URLs"
         )
-    if "?" in rest or "#" in rest:
-        raise UrlError("a URL here cannot have a query or a fragment ('?' or '#')")
     bucket, _, key = rest.partition("/")
     if "@" in bucket or ":" in bucket:
         raise UrlError(

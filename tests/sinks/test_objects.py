@@ -152,8 +152,10 @@ def test_s3_jsonl_and_files_sinks(s3_bucket: Bucket) -> None:
     jsonl_write(out, [rec("a", "1"), rec("b", "2")])
     jsonl_write(out, [rec("a", "3")])
     assert [(x["input_key"], x["custom_id"]) for x in lines(out)] == [("a", "3"), ("b", "2")]
-    _, _, sink = files_sink(s3_bucket.url("answers/"))
+    out, url, sink = files_sink(s3_bucket.url("answers"))
+    assert not holds_results(out, url)
     sink.upsert([rec("a", "1"), rec("b", "2")])
     sink.upsert_dead([dead("b", "2")])
     found = storage.storage("s3").find(parse_url(s3_bucket.url()), "**")
     assert [s.key for s in found] == ["answers.dead.jsonl", "answers/a.md", "results/r.jsonl"]
+    assert holds_results(out, url)
