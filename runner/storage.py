@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from runner import log
 from runner.errors import BatchrunError
-from runner.globs import glob_regex, literal_prefix
+from runner.globs import _literal_prefix, glob_regex
 
 
 class StorageError(BatchrunError):
@@ -224,7 +224,7 @@ class Storage:
         listed (one listing, paged by the store; no object is read)."""
         include = glob_regex(pattern)
         excludes = [glob_regex(p) for p in exclude]
-        prefix = literal_prefix(pattern)
+        prefix = _literal_prefix(pattern)
         top = root.child(prefix) if prefix else root
         # Without `**` nothing deeper than the pattern's own depth can match.
         depth = None if "**" in pattern else pattern.count("/") - prefix.count("/") + (not prefix)
