@@ -148,10 +148,10 @@ def test_holds_results_of_an_absent_output(gcs: FakeGCS) -> None:
 
 
 def test_s3_jsonl_and_files_sinks(s3_bucket: Bucket) -> None:
-    out = parse_url(s3_bucket.url("results/r.jsonl"))
-    jsonl_write(out, [rec("a", "1"), rec("b", "2")])
-    jsonl_write(out, [rec("a", "3")])
-    assert [(x["input_key"], x["custom_id"]) for x in lines(out)] == [("a", "3"), ("b", "2")]
+    results = parse_url(s3_bucket.url("results/r.jsonl"))
+    jsonl_write(results, [rec("a", "1"), rec("b", "2")])
+    jsonl_write(results, [rec("a", "3")])
+    assert [(x["input_key"], x["custom_id"]) for x in lines(results)] == [("a", "3"), ("b", "2")]
     out, url, sink = files_sink(s3_bucket.url("answers"))
     assert not holds_results(out, url)
     sink.upsert([rec("a", "1"), rec("b", "2")])
