@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
-import functools
-import io
+import hashlib
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -60,13 +60,9 @@ def iter_inputs(job: JobSpec, key: KeyFn | None = None) -> Iterator[InputItem]:
     Raises `InputError` for an unreadable or malformed input, a key that cannot be rendered,
     and two inputs with the same key (naming both).
     """
-    yield from _keyed(job, _iter_raw(job), key)
-
-
-def _iter_raw(job: JobSpec) -> Iterator[InputItem]:
-    if job.input.kind == "glob":
-        return _iter_files(job)
-    return _iter_jsonl(job) if job.input.kind == "jsonl" else _iter_csv(job)
+    spec = job.input
+    raw = _iter_files(job) if spec.kind == "glob" else RecordReader(job).items()
+    yield from _keyed(job, raw, key)
 
 
 def _record_file(job: JobSpec) -> Path:
@@ -86,7 +82,7 @@ def _keyed(job: JobSpec, items: Iterator[InputItem], key_fn: KeyFn | None) -> It
     for item in items:
         key = key_fn(item) if key_fn is not None else item.key
         if key in seen:
-            first = _first_with_key(job, key, key_fn)
+            first = first_with_key(job, key, key_fn)
             raise InputError(
                 f"{job.path}: inputs {first} and {item.origin} have the same key {key!r}: "
                 "each input needs its own key (see input.key)"
@@ -95,10 +91,11 @@ def _keyed(job: JobSpec, items: Iterator[InputItem], key_fn: KeyFn | None) -> It
         yield item if key == item.key else InputItem(key, item.path, item.context, item.blocks)
 
 
-def _first_with_key(job: JobSpec, key: str, key_fn: KeyFn | None) -> str:
+def first_with_key(job: JobSpec, key: str, key_fn: KeyFn | None) -> str:
     """The origin of the first input with `key`: found again rather than stored for every key,
     because duplicates are rare and memory should not grow with the input count."""
-    for item in _iter_raw(job):
+    source = _iter_files(job) if job.input.kind == "glob" else RecordReader(job).items()
+    for item in source:
         if (key_fn(item) if key_fn else item.key) == key:
             return item.origin
     return "?"  # pragma: no cover - the key was seen, so a second pass finds it
@@ -114,19 +111,75 @@ def matching_files(job: JobSpec) -> list[str]:
 
 
 def _iter_files(job: JobSpec) -> Iterator[InputItem]:
-    if job.input.url is not None:
-        yield from _iter_objects(job, job.input.url)
+    if job.input.url is not None:  # objects: one listing, each read when it is reached
+        for found in object_stats(job) or ():
+            data = read_input(job, found.key, found.size)
+            yield file_item(job, found.key, data, str(found.url))
         return
     for rel in matching_files(job):
         path = job.base_dir / rel
         if path.is_file():
-            yield _file_item(job, rel, rel, path.stat().st_size, path.read_bytes)
+            yield file_item(job, rel, read_input_file(rel, path))
+
+
+def _fits(where: str, size: int) -> None:
+    """Refuse, before reading it, a file or object no request could hold."""
+    if size == 0:
+        raise InputError(f"{where}: the file is empty: there is nothing to send")
+    if size > limits.MAX_REQUEST_BYTES:
+        raise InputError(
+            f"{where}: {size:,} bytes is more than a request may hold "
+            f"({limits.MAX_REQUEST_BYTES:,}): split the file or leave it out with input.exclude"
+        )
+
+
+def read_input_file(rel: str, path: Path) -> bytes:
+    """The bytes of one input file, refused before reading when no request could hold it.
+
+    Raises `InputError` for an empty file or one over the API's per-request limit."""
+    _fits(rel, path.stat().st_size)
+    return path.read_bytes()
+
+
+def input_files(job: JobSpec) -> Iterator[tuple[str, int, int | str]]:
+    """(path, size, version) of each file or object the glob selects, sorted, unread: a
+    file's version is its mtime_ns, an object's its ETag (`object_stats`)."""
+    objects = object_stats(job)
+    if objects is not None:
+        for found in objects:
+            yield found.key, found.size, found.version
+        return
+    for rel in matching_files(job):
+        try:
+            st = (job.base_dir / rel).stat()
+        except FileNotFoundError:
+            continue  # a broken link, or gone since the walk
+        if stat.S_ISREG(st.st_mode):
+            yield rel, st.st_size, st.st_mtime_ns
+
+
+def read_input(job: JobSpec, rel: str, size: int | None = None) -> bytes:
+    """The bytes of the glob's file or object at `rel`, refused before reading when no
+    request could hold it (`size`: what a listing said; else it is looked up)."""
+    url = job.input.url
+    if url is None:
+        return read_input_file(rel, job.base_dir / rel)
+    target, store = url.child(rel), storage.storage(url.scheme)
+    if size is None:
+        found = store.stat(target)
+        if found is None:
+            raise FileNotFoundError(f"{target}: no such object")
+        size = found.size
+    _fits(str(target), size)
+    return store.read(target)
 
 
 def object_stats(job: JobSpec) -> list[storage.ObjectStat] | None:
     """The job's input objects, unread: a glob's from one listing, a records object from
-    one HEAD (none when it is missing). What an incremental run compares instead of a
-    file's size and mtime. None when the inputs are local files."""
+    one HEAD (none when it is missing). What an incremental pass compares instead of a
+    file's size and mtime_ns: the size and the version (the ETag). None when the inputs
+    are local files. An object's path is its key below the bucket, as a file's is below
+    the job folder."""
     url = job.input.url
     if url is None:
         return None
@@ -137,30 +190,19 @@ def object_stats(job: JobSpec) -> list[storage.ObjectStat] | None:
     return [found] if found is not None else []
 
 
-def _iter_objects(job: JobSpec, root: storage.Url) -> Iterator[InputItem]:
-    """A glob over object storage: one listing, then each object read as it is reached.
-    An object's path is its key below the bucket, as a file's is below the job folder."""
-    store = storage.storage(root.scheme)
-    for found in store.find(root, job.input.pattern or "", job.input.exclude):
-        read = functools.partial(store.read, found.url)
-        yield _file_item(job, found.key, str(found.url), found.size, read)
-
-
-def _file_item(
-    job: JobSpec, rel: str, where: str, size: int, read: Callable[[], bytes]
-) -> InputItem:
-    """One file or object (`rel` its relative path, `where` its name in messages), read
-    only after its size is known to fit in a request."""
-    if size == 0:
+def file_item(job: JobSpec, rel: str, data: bytes, where: str | None = None) -> InputItem:
+    """The input of the file `rel` (relative to the job folder, or an object's key below
+    its bucket) whose bytes are `data`; `where` names it in messages (default `rel`)."""
+    where = where or rel
+    if not data:
         raise InputError(f"{where}: the file is empty: there is nothing to send")
-    if size > limits.MAX_REQUEST_BYTES:
-        raise InputError(
-            f"{where}: {size:,} bytes is more than a request may hold "
-            f"({limits.MAX_REQUEST_BYTES:,}): split the file or leave it out with input.exclude"
-        )
-    data = read()
-    name = PurePosixPath(rel)
-    context: dict[str, Any] = {"path": rel, "name": name.name, "stem": name.stem, "bytes": size}
+    path = PurePosixPath(rel)
+    context: dict[str, Any] = {
+        "path": rel,
+        "name": path.name,
+        "stem": path.stem,
+        "bytes": len(data),
+    }
     as_ = job.input.as_
     if as_ == "text":
         context["text"] = _decode_text(where, data)
@@ -219,54 +261,6 @@ def _record_item(line: int, record: dict[str, Any]) -> InputItem:
     return InputItem(str(line), None, {"record": record, "line": line})
 
 
-@contextlib.contextmanager
-def _records(job: JobSpec) -> Iterator[tuple[IO[bytes], str]]:
-    """The records file (or object, streamed in ranges) and its name for messages."""
-    url = job.input.url
-    if url is not None:
-        with storage.storage(url.scheme).open(url) as fh:
-            yield fh, str(url)
-        return
-    path = _record_file(job)
-    with path.open("rb") as fh:
-        yield fh, str(path)
-
-
-def _iter_jsonl(job: JobSpec) -> Iterator[InputItem]:
-    with _records(job) as (fh, path):
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON: {exc}") from None
-            if not isinstance(record, dict):
-                kind = type(record).__name__
-                raise InputError(f"{path}:{number}: each line must be a JSON object, not {kind}")
-            yield _record_item(number, record)
-
-
-def _iter_csv(job: JobSpec) -> Iterator[InputItem]:
-    # utf-8-sig: spreadsheets often write a BOM that would otherwise prefix the first column.
-    with _records(job) as (raw, path), io.TextIOWrapper(raw, "utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        header = _csv_header(path, reader)
-        last = reader.line_num
-        try:
-            for row in reader:
-                start, last = last + 1, reader.line_num
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise InputError(
-                        f"{path}:{start}: {len(row)} fields where the header has {len(header)}"
-                    )
-                yield _record_item(start, dict(zip(header, row, strict=True)))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}:{reader.line_num}: unreadable CSV: {exc}") from None
-
-
 def _csv_header(path: str, reader: Any) -> list[str]:
     try:
         header: list[str] = next(reader)
@@ -278,3 +272,153 @@ def _csv_header(path: str, reader: Any) -> list[str]:
     if duplicates:
         raise InputError(f"{path}:1: duplicate column names in the header: {duplicates}")
     return header
+
+
+# ---------------------------------------------------------------------------------------
+# Records, read from where the last pass stopped
+
+_BLOCK = 1 << 20  # records files are read and hashed in blocks of this size
+
+
+@dataclass(frozen=True)
+class RecordsMark:
+    """Where a pass stopped reading a records file: just after its last complete line
+    (`offset` bytes, `lines` lines), with the sha256 of those bytes; a CSV's header too.
+    A line not ended by a newline is read but not passed: a writer may still be adding to
+    it, so the next pass reads it again."""
+
+    offset: int = 0
+    lines: int = 0
+    sha: str = hashlib.sha256().hexdigest()
+    header: tuple[str, ...] | None = None
+
+
+class RecordReader:
+    """A JSONL or CSV file's records after a mark, hashing every byte it reads, so that the
+    next pass can prove the part before its mark unchanged and read only what was added."""
+
+    def __init__(self, job: JobSpec) -> None:
+        self.job = job
+        # The local file, or an object (read in ranges); `where` names it in messages.
+        self.source: Path | storage.Url = job.input.url or _record_file(job)
+        self.where = str(self.source)
+        self._hash = hashlib.sha256()
+        self.mark = RecordsMark()  # after a complete iteration: where this pass stopped
+
+    def stat(self) -> tuple[int, int | str]:
+        """(size, version) without reading: mtime_ns for a file, the ETag for an object."""
+        if isinstance(self.source, Path):
+            st = self.source.stat()
+            return st.st_size, st.st_mtime_ns
+        found = storage.storage(self.source.scheme).stat(self.source)
+        if found is None:
+            raise InputError(f"{self.where}: no such object: check the bucket and the key")
+        return found.size, found.version
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[IO[bytes]]:
+        if isinstance(self.source, Path):
+            with self.source.open("rb") as fh:
+                yield fh
+        else:
+            with storage.storage(self.source.scheme).open(self.source) as fh:
+                yield fh
+
+    def continues(self, mark: RecordsMark) -> bool:
+        """Whether the file still begins with the bytes `mark` covers (it may have grown).
+        If so, the hash goes on from the mark; if not, reading starts over."""
+        h = hashlib.sha256()
+        with self._open() as fh:
+            left = mark.offset
+            while left > 0 and (block := fh.read(min(_BLOCK, left))):
+                h.update(block)
+                left -= len(block)
+        if left or h.hexdigest() != mark.sha:
+            return False
+        self._hash = h
+        return True
+
+    def items(self, mark: RecordsMark | None = None) -> Iterator[InputItem]:
+        """The records after `mark` (from the start if None), in file order; `self.mark` is
+        set once the last one has been yielded."""
+        start = mark or RecordsMark()
+        if start.offset == 0:
+            self._hash = hashlib.sha256()
+        with self._open() as fh:
+            fh.seek(start.offset)
+            if self.job.input.kind == "jsonl":
+                yield from self._jsonl(fh, start)
+            else:
+                yield from self._csv(fh, start)
+
+    def _jsonl(self, fh: IO[bytes], start: RecordsMark) -> Iterator[InputItem]:
+        offset, number, carry = start.offset, start.lines, b""
+        while block := fh.read(_BLOCK):
+            block = carry + block
+            cut = block.rfind(b"\n") + 1
+            carry = block[cut:]
+            if not cut:
+                continue
+            self._hash.update(memoryview(block)[:cut])
+            offset += cut
+            for raw in block[: cut - 1].split(b"\n"):
+                number += 1
+                if raw.strip():
+                    yield _jsonl_item(self.where, number, raw)
+        self.mark = RecordsMark(offset, number, self._hash.hexdigest())
+        if carry.strip():
+            yield _jsonl_item(self.where, number + 1, carry)
+
+    def _csv(self, fh: IO[bytes], start: RecordsMark) -> Iterator[InputItem]:
+        fed = _FedLines(fh, self._hash, start.offset, start.lines)
+        reader = csv.reader(fed)
+        header = list(start.header) if start.header is not None else _csv_header(self.where, reader)
+        mark = RecordsMark(fed.offset, fed.lines, self._hash.hexdigest(), tuple(header))
+        try:
+            for row in reader:
+                first = mark.lines + 1
+                if fed.complete:
+                    mark = RecordsMark(fed.offset, fed.lines, self._hash.hexdigest(), mark.header)
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise InputError(
+                        f"{self.where}:{first}: {len(row)} fields where the header "
+                        f"has {len(header)}"
+                    )
+                yield _record_item(first, dict(zip(header, row, strict=True)))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{self.where}:{fed.lines}: unreadable CSV: {exc}") from None
+        self.mark = mark
+
+
+class _FedLines:
+    """The lines of a CSV file as text, for `csv.reader`, counting and hashing the complete
+    ones: after the reader yields a row, `offset` and `lines` are at that row's end."""
+
+    def __init__(self, fh: IO[bytes], digest: Any, offset: int, lines: int) -> None:
+        self._fh, self._digest = fh, digest
+        self.offset, self.lines, self.complete = offset, lines, True
+
+    def __iter__(self) -> Iterator[str]:
+        # utf-8-sig for the first line: spreadsheets often write a BOM before the header.
+        encoding = "utf-8-sig" if self.offset == 0 else "utf-8"
+        for raw in self._fh:
+            self.complete = raw.endswith(b"\n")
+            if self.complete:
+                self._digest.update(raw)
+                self.offset += len(raw)
+                self.lines += 1
+            yield raw.decode(encoding)
+            encoding = "utf-8"
+
+
+def _jsonl_item(path: str, number: int, raw: bytes) -> InputItem:
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}:{number}: not valid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        kind = type(record).__name__
+        raise InputError(f"{path}:{number}: each line must be a JSON object, not {kind}")
+    return _record_item(number, record)

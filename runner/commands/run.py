@@ -34,11 +34,14 @@ def run_results(
     remote: Remote,
     *,
     show_progress: bool = True,
+    planned: Sequence[frozenset[str]] | None = None,
 ) -> list[outcomes.RunResult]:
     """Run jobs together, each at its own pace; one result per job, in order. Prints
     nothing (a progress line on a terminal's stderr if `show_progress`).
     With --emulate and no --state-dir the state is a temporary folder: the emulator's
-    batches vanish with this command, so a kept state would point at batches no API knows."""
+    batches vanish with this command, so a kept state would point at batches no API knows.
+    `planned` (apply): per job, the custom_ids of its saved plan, the only ones submitted
+    besides retries."""
     with api_errors(), backend(remote) as api, contextlib.ExitStack() as stack:
         if remote.emulate and root is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="batchrun-")))
@@ -47,7 +50,10 @@ def run_results(
             for job in jobs
         ]
         ctxs = [c for c in opened if c is not None]
-        summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait=no_wait) if ctxs else []
+        narrowed = None
+        if planned is not None:  # `apply`: each opened job submits its saved plan's requests
+            narrowed = [ids for ids, c in zip(planned, opened, strict=True) if c is not None]
+        summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait, narrowed) if ctxs else []
         if ctxs:
             ctxs[0].progress("")
         ended = iter(summaries)  # in the order of the opened jobs

@@ -65,11 +65,13 @@ class SinkRecordErrors(BatchrunError):
 
 def open_sink(job: JobSpec) -> Sink:
     """The sink a job's `output` names: on a disk, in object storage, or in PostgreSQL."""
+    from runner.sinks.columns import job_columns  # the table sinks' extra columns
+
     out = job.output
     if out.type == "postgres":
         from runner.sinks.postgres import PostgresSink  # psycopg: only for this sink
 
-        return PostgresSink(out, job.path)
+        return PostgresSink(out, job.path, columns=job_columns(job))
     if out.url is not None:
         from runner.sinks.objects import ObjectFilesSink, ObjectJsonlSink
 
@@ -85,7 +87,7 @@ def open_sink(job: JobSpec) -> Sink:
     if out.type == "sqlite":
         from runner.sinks.sqlite import SqliteSink
 
-        return SqliteSink(out, job.name)
+        return SqliteSink(out, job.name, columns=job_columns(job))
     raise BatchrunError(f"{job.path}: unknown output type {out.type!r}")
 
 

@@ -9,7 +9,8 @@ connection that dropped), and re-applying it changes nothing: a row is updated, 
 `<table>_dead_letters`; a result deletes its key's dead letter, and a dead letter its key's
 result, in the same transaction. The columns are the SQLite sink's, typed for PostgreSQL:
 INTEGER as BIGINT, REAL as DOUBLE PRECISION, the `*_at` times as TIMESTAMPTZ and the
-`*_json` columns as JSONB.
+`*_json` columns as JSONB; then, as there, one per included field and output-schema
+property (sinks/columns.py), added to the table when they appear.
 
 The DSN never reaches a log or a message: it and its password are masked from the moment
 they are read, errors quote psycopg's text (host, port and user, never the password) masked
@@ -23,12 +24,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from runner import log
 from runner.errors import BatchrunError
 from runner.records import DeadLetter, ResultRecord
+from runner.sinks.columns import Column, sql_value
 from runner.sinks.sqlite import (
     DEAD_COLUMNS,
     RESULT_COLUMNS,
@@ -122,8 +125,19 @@ def _message(error: psycopg.Error) -> str:
 class PostgresSink:
     """`output.type: postgres`. Safe to open on tables another run left in any state."""
 
-    def __init__(self, output: OutputSpec, job_file: object, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        output: OutputSpec,
+        job_file: object,
+        *,
+        clock: Clock = utc_now,
+        columns: Sequence[Column] = (),
+    ) -> None:
         self.table = _table(output)
+        self._extra = tuple(columns)
+        self._columns = pg_columns(RESULT_COLUMNS) + tuple(
+            (c.name, _extra_type(c)) for c in self._extra
+        )
         self.dead_table = f"{self.table}_dead_letters"
         self._where = output.where
         self._clock = clock
@@ -135,16 +149,21 @@ class PostgresSink:
         except BaseException:
             self.close()  # no connection left open behind a refused table
             raise
-        self._upsert_result = upsert_sql(self.table, RESULT_COLUMNS)
+        self._upsert_result = upsert_sql(self.table, self._columns)
         self._upsert_dead = upsert_sql(self.dead_table, DEAD_COLUMNS)
         self._delete_result = f"DELETE FROM {quote(self.table)} WHERE input_key = ANY(%s)"
         self._delete_dead = f"DELETE FROM {quote(self.dead_table)} WHERE input_key = ANY(%s)"
 
     def _setup(self) -> None:
         with self._transaction() as cur:
-            for table, columns in ((self.table, RESULT_COLUMNS), (self.dead_table, DEAD_COLUMNS)):
-                cur.execute(create_sql(table, pg_columns(columns)))
-                self._check_columns(cur, table, columns)
+            cur.execute(create_sql(self.table, self._columns))
+            cur.execute(create_sql(self.dead_table, pg_columns(DEAD_COLUMNS)))
+            self._check_columns(cur, self.table, RESULT_COLUMNS)
+            self._check_columns(cur, self.dead_table, DEAD_COLUMNS)
+            for name, decl in self._columns[len(RESULT_COLUMNS) :]:  # new schema properties
+                cur.execute(
+                    f"ALTER TABLE {quote(self.table)} ADD COLUMN IF NOT EXISTS {quote(name)} {decl}"
+                )
             index = quote(f"{self.table}_custom_id")
             cur.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {quote(self.table)} (custom_id)")
 
@@ -156,7 +175,8 @@ class PostgresSink:
             (table,),
         )
         found = [row[0] for row in cur.fetchall()]
-        if found != [name for name, _ in columns]:
+        expected = [name for name, _ in columns]
+        if found[: len(expected)] != expected:  # after them: included fields, schema properties
             raise BatchrunError(
                 f"{self._where}: table {table!r} exists with other columns "
                 f"({', '.join(found)}); set output.table to a table batchrun may own"
@@ -166,8 +186,11 @@ class PostgresSink:
         """Make each record its key's row, in one transaction; drop those keys' dead letters."""
         now = rfc3339(self._clock())
         with self._transaction() as cur:
-            cur.executemany(self._upsert_result, [result_row(r, now) for r in records])
+            cur.executemany(self._upsert_result, [self._row(r, now) for r in records])
             cur.execute(self._delete_dead, ([r.input_key for r in records],))
+
+    def _row(self, record: ResultRecord, now: str) -> tuple[Any, ...]:
+        return result_row(record, now) + tuple(_extra_value(c, record) for c in self._extra)
 
     def upsert_dead(self, letters: Sequence[DeadLetter]) -> None:
         """Make each letter its key's dead letter and delete the key's result row, in one
@@ -194,6 +217,20 @@ class PostgresSink:
                 yield cur
         except psycopg.Error as e:
             raise BatchrunError(f"{self._where}: {_message(e)}") from None
+
+
+def _extra_type(column: Column) -> str:
+    """An extra column's PostgreSQL type; one of several kinds (no SQLite type) is TEXT."""
+    return _TYPES.get(column.sql_type, "TEXT")
+
+
+def _extra_value(column: Column, record: ResultRecord) -> Any:
+    """The SQLite sink's value, as JSON text where the column is TEXT and it is not a string
+    (PostgreSQL, unlike SQLite, keeps one type per column)."""
+    value = sql_value(column.value(record))
+    if _extra_type(column) == "TEXT" and value is not None and not isinstance(value, str):
+        return orjson.dumps(value).decode()
+    return value
 
 
 def _table(output: OutputSpec) -> str:

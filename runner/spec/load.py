@@ -17,7 +17,7 @@ import yaml
 
 from runner import storage
 from runner.errors import SpecError
-from runner.spec import validate
+from runner.spec import structured, validate
 from runner.spec.model import (
     InputKind,
     InputSpec,
@@ -91,6 +91,7 @@ def build_spec(
     """
     parts = _Parts(job_path, doc, positions, text_starts or {})
     prompt, messages = parts.prompt()
+    output_schema = structured.load_schema(job_path, doc)
     batch, poll, pricing = doc.get("batch", {}), doc.get("poll", {}), doc.get("pricing")
     return JobSpec(
         path=job_path,
@@ -104,7 +105,9 @@ def build_spec(
         system=parts.system(),
         prompt=prompt,
         messages=messages,
-        params=dict(doc.get("params", {})),
+        params=structured.merged_params(
+            doc.get("params", {}), doc.get("output_schema"), output_schema
+        ),
         max_requests=batch.get("max_requests", DEFAULT_MAX_REQUESTS),
         max_bytes=parse_size(batch.get("max_bytes", DEFAULT_MAX_BYTES)),
         max_in_flight_requests=batch.get("max_in_flight_requests", DEFAULT_MAX_IN_FLIGHT),
@@ -115,6 +118,7 @@ def build_spec(
         pricing=PriceOverride(**pricing) if pricing else None,
         output=parts.output(),
         document=doc,
+        output_schema=output_schema,
     )
 
 
@@ -194,6 +198,7 @@ class _Parts:
             table=table,
             url=url,
             dsn_env=out.get("dsn_env"),
+            include=tuple(out.get("include", ())),
         )
 
     def location(self, written: str | None) -> tuple[Path | None, storage.Url | None]:

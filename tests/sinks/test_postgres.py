@@ -134,3 +134,43 @@ def test_a_missing_dsn_variable_says_what_to_set(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("RESULTS_DSN")
     with pytest.raises(BatchrunError, match=r"job.yaml: output.dsn_env: .*RESULTS_DSN is not set"):
         PostgresSink(OUTPUT, "job.yaml")
+
+
+def test_included_fields_and_schema_properties_are_typed_columns(results_dsn: str) -> None:
+    """As in the SQLite sink, after batchrun's own columns; a later property is added."""
+    from dataclasses import replace
+
+    from runner.sinks.columns import extra_columns
+
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "topic": {"type": "string"},
+            "n": {"type": "integer"},
+            "ok": {"type": "boolean"},
+            "kw": {"type": "array"},
+        },
+    }
+    sink = PostgresSink(OUTPUT, "job.yaml", columns=extra_columns(["region"], schema))
+    data = {"topic": "billing", "n": 3, "ok": True, "kw": ["a", "b"]}
+    sink.upsert([replace(rec("a"), data=data, include={"region": 7})])
+    sink.close()
+    assert rows(results_dsn, "SELECT region, topic, n, ok, kw FROM answers") == [
+        ("7", "billing", 3, 1, '["a","b"]')
+    ]
+    types = dict(
+        rows(
+            results_dsn,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'answers'",
+        )
+    )
+    assert (types["region"], types["n"], types["kw"]) == ("text", "bigint", "text")
+    schema["properties"]["score"] = {"type": "number"}
+    again = PostgresSink(OUTPUT, "job.yaml", columns=extra_columns(["region"], schema))
+    again.upsert([replace(rec("b"), data={"score": 0.5})])
+    again.close()
+    assert rows(results_dsn, "SELECT input_key, topic, score FROM answers ORDER BY 1") == [
+        ("a", "billing", None),
+        ("b", None, 0.5),
+    ]
