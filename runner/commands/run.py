@@ -30,7 +30,7 @@ def run_jobs(paths: tuple[Path, ...], no_wait: bool, root: Path | None, remote: 
     """`batchrun run`: print each job's outcome; the worst exit code wins. A job another run
     holds is reported first, as it is found before the others start."""
     jobs = [load_job(p) for p in paths]
-    siblings.refuse_shared((j.path, j.name, str(j.output.path)) for j in jobs)
+    siblings.refuse_shared((j.path, j.name, j.output.where) for j in jobs)
     results = run_results(jobs, no_wait, root, remote)
     for r in sorted(results, key=lambda r: not r.already_running):
         print("\n".join(outcomes.format_run(r)))
@@ -83,7 +83,8 @@ def _result(
     no_wait: bool,
 ) -> outcomes.RunResult:
     """One job's outcome; no context means another run held its lock."""
+    output = job.output.path or job.output.where
     if ctx is None or summary is None:
-        return outcomes.RunResult(job.name, job.path, job.output.path, where, no_wait=no_wait)
+        return outcomes.RunResult(job.name, job.path, output, where, no_wait=no_wait)
     cost = outcomes.cost_report(ctx.store)
-    return outcomes.RunResult(job.name, job.path, job.output.path, where, summary, no_wait, cost)
+    return outcomes.RunResult(job.name, job.path, output, where, summary, no_wait, cost)

@@ -17,7 +17,7 @@ from runner import faults, log
 from runner.backend import Lazy, Retryable, require_api_key
 from runner.errors import BatchrunError
 from runner.executor.context import Compiler, Context, Pricer, SystemClock
-from runner.sinks import drift, open_sink
+from runner.sinks import drift, open_sink, output_holds_results
 from runner.sinks.guarded import open_guarded
 from runner.spec import JobRef, JobSpec, containment, load_ref
 from runner.store import LockHeld, Store, default_state_dir
@@ -193,7 +193,7 @@ def make_context(job: JobSpec, store: Store, api: Backend, show_progress: bool =
         job=job,
         store=store,
         backend=api,
-        sink=open_guarded(job.output.path, lambda: open_sink(job)),
+        sink=open_guarded(job.output.where, lambda: open_sink(job)),
         compiler=compiler(),
         price=pricer(job),
         progress=progress_line() if show_progress else _no_progress,
@@ -220,7 +220,7 @@ def open_job(
         return None
     if not emulated:
         _refuse_lost_state(job, store)
-    if not job.output.path.exists() and store.has_results():
+    if not output_holds_results(job) and store.has_results():
         store.mark_all_unwritten()  # the output was removed: rebuild it from state
     elif drift.torn_tail(job):
         # A crash or a full disk cut the sink's last line: its input is restored from state
@@ -245,8 +245,8 @@ def refuse_state_outside(job: JobSpec | JobRef, where: Path) -> None:
 def _refuse_lost_state(job: JobSpec, store: Store) -> None:
     """A new state beside an existing output means the state was lost: running now would
     pay for every result again. `recover` rebuilds it from the API instead."""
-    out = job.output.path
-    has_output = out.exists() and (out.is_dir() or out.stat().st_size > 0)
+    out = job.output.where
+    has_output = output_holds_results(job)
     if store.created and has_output:
         store.set_meta("lost_state", "1")
     if not has_output:  # removed meanwhile: starting over is what the user chose

@@ -64,7 +64,8 @@ def torn_tail(job: JobSpec) -> bool:
     one byte read per file, so a run can restore that line from state."""
     if job.output.type != "jsonl":
         return False
-    return any(_cut(p) for p in (job.output.path, sidecar_path(job.output.path)))
+    path = job.output.path
+    return path is not None and any(_cut(p) for p in (path, sidecar_path(path)))
 
 
 def _cut(path: Path) -> bool:

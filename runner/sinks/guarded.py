@@ -25,7 +25,7 @@ _FIX = "output.path"
 
 
 @contextlib.contextmanager
-def output_faults(output: Path) -> Iterator[None]:
+def output_faults(output: str) -> Iterator[None]:
     """Word the resource faults of what runs inside as errors naming `output`."""
     try:
         yield
@@ -35,10 +35,10 @@ def output_faults(output: Path) -> Iterator[None]:
         cause = exc.__cause__
         name = str(getattr(cause, "sqlite_errorname", ""))
         if isinstance(cause, sqlite3.Error) and name.startswith(_RESOURCE_CODES):
-            raise sqlite_error(cause, output, _WHAT, _FIX) from exc
+            raise sqlite_error(cause, Path(output), _WHAT, _FIX) from exc
         raise
     except OSError as exc:
-        where = Path(exc.filename) if exc.filename else output
+        where = Path(exc.filename) if exc.filename else Path(output)
         if exc.errno in WRITE_ERRNOS:
             raise os_error(exc, where, _WHAT, _FIX) from exc
         if exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
@@ -54,10 +54,10 @@ def output_faults(output: Path) -> Iterator[None]:
                 f"the output database {output} is damaged ({exc}): move it aside, then run "
                 "again: the output is rebuilt from the job's state"
             ) from exc
-        raise sqlite_error(exc, output, _WHAT, _FIX) from exc
+        raise sqlite_error(exc, Path(output), _WHAT, _FIX) from exc
 
 
-def open_guarded(output: Path, open_sink: Callable[[], Sink]) -> Sink:
+def open_guarded(output: str, open_sink: Callable[[], Sink]) -> Sink:
     """`open_sink()` with its faults, and those of every later call, worded."""
     with output_faults(output):
         sink = open_sink()
@@ -69,7 +69,7 @@ def open_guarded(output: Path, open_sink: Callable[[], Sink]) -> Sink:
 class GuardedSink:
     """A sink whose calls word their resource faults (see the module docstring)."""
 
-    def __init__(self, sink: Sink, output: Path) -> None:
+    def __init__(self, sink: Sink, output: str) -> None:
         self.sink, self.output = sink, output
 
     def upsert(self, records: Sequence[ResultRecord]) -> None:
@@ -93,7 +93,7 @@ class GuardedLineSink(GuardedSink):
     """For a sink that takes stored lines as they are (the JSONL sink's fast path), so
     that it stays a `RawLineSink`."""
 
-    def __init__(self, sink: RawLineSink, output: Path) -> None:
+    def __init__(self, sink: RawLineSink, output: str) -> None:
         super().__init__(sink, output)
         self.line_sink = sink
 

@@ -47,8 +47,13 @@ def repair(job: JobSpec, state: StateView) -> None:
 
 
 def checker(job: JobSpec) -> Checker:
+    if job.output.path is None:  # object storage or PostgreSQL
+        raise BatchrunError(
+            f"{job.path}: verify cannot check an output at {job.output.where} yet: only "
+            "local jsonl, files and sqlite outputs"
+        )
     if job.output.type == "jsonl":
-        return JsonlCheck(job.output.path)
+        return JsonlCheck(job.output.local)
     if job.output.type == "files":
         return FilesCheck(job)
     if job.output.type == "sqlite":
@@ -65,7 +70,7 @@ def checker(job: JobSpec) -> Checker:
 class FilesCheck:
     def __init__(self, job: JobSpec) -> None:
         self.output = job.output
-        self.root = job.output.path
+        self.root = job.output.local
         self.suffix = job.output.suffix or files.DEFAULT_SUFFIX[job.output.content]
         self.dead_path = sidecar_path(self.root)
 
@@ -153,7 +158,7 @@ def _entries_below(root: Path) -> Iterator[str]:
 
 class SqliteCheck:
     def __init__(self, job: JobSpec) -> None:
-        self.path = job.output.path
+        self.path = job.output.local
         self.table = job.output.table or sqlite.default_table(job.name)
         self.dead_table = f"{self.table}_dead_letters"
         # Included fields and schema properties (sinks/columns.py), after batchrun's own.

@@ -45,8 +45,9 @@ def _job(result: validate.CheckResult) -> _Job | None:
     doc = result.document
     if not result.ok or doc is None:
         return None
-    out = doc["output"]["path"]
-    output = None if "://" in out else Path(os.path.realpath(result.file.parent / out))
+    out = doc["output"].get("path")  # none for a postgres output
+    local = isinstance(out, str) and "://" not in out
+    output = Path(os.path.realpath(result.file.parent / out)) if local else None
     return _Job(result.file.resolve(), doc["name"], output, result)
 
 
