@@ -71,7 +71,8 @@ def _result(
     no_wait: bool,
 ) -> outcomes.RunResult:
     """One job's outcome; no context means another run held its lock."""
+    output = job.output.path or job.output.where
     if ctx is None or summary is None:
-        return outcomes.RunResult(job.name, job.path, job.output.path, where, no_wait=no_wait)
+        return outcomes.RunResult(job.name, job.path, output, where, no_wait=no_wait)
     cost = outcomes.cost_report(ctx.store)
-    return outcomes.RunResult(job.name, job.path, job.output.path, where, summary, no_wait, cost)
+    return outcomes.RunResult(job.name, job.path, output, where, summary, no_wait, cost)
