@@ -57,7 +57,7 @@ jobs_argument = click.argument(
 
 
 @click.group(cls=DefaultRunGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="batchrun")
+@click.version_option(package_name="batchrun-cli", prog_name="batchrun")
 @click.option(
     "--log-format",
     type=click.Choice(["auto", "console", "json"]),

@@ -7,7 +7,7 @@ import os
 import posixpath
 import re
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -38,7 +38,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z")
 
 
-def _literal_prefix(pattern: str) -> str:
+def literal_prefix(pattern: str) -> str:
     """The folders before the first wildcard: the only part of the tree worth walking."""
     parts = pattern.split("/")[:-1]
     prefix: list[str] = []
@@ -54,7 +54,7 @@ def find_files(base: Path, pattern: str, exclude: Sequence[str] = ()) -> list[st
     The one glob implementation: validation asks it too, so its warnings match the run."""
     include = glob_regex(pattern)
     excludes = [glob_regex(p) for p in exclude]
-    prefix = _literal_prefix(pattern)
+    prefix = literal_prefix(pattern)
     root = base / prefix
     # Without `**`, nothing deeper than the pattern's own depth can match: do not walk it.
     prefix_depth = prefix.count("/") + 1 if prefix else 0
@@ -70,3 +70,15 @@ def find_files(base: Path, pattern: str, exclude: Sequence[str] = ()) -> list[st
             if include.match(rel) and not any(x.match(rel) for x in excludes):
                 found.append(rel)
     return sorted(found)
+
+
+def mirrored_name(input_path: str, suffix: str, base: str = "", keep_extension: bool = False) -> str:
+    """Where a glob input's answer goes below `output.path`: its path below `base` (the
+    glob's fixed base), the extension replaced by `suffix` (or kept, `suffix` appended)."""
+    if base and input_path.startswith(base + "/"):
+        input_path = input_path[len(base) + 1 :]
+    if keep_extension:
+        return input_path + suffix
+    folder, _, leaf = input_path.rpartition("/")
+    stem = PurePosixPath(leaf).stem if leaf not in ("", ".", "..") else leaf
+    return f"{folder}/{stem}{suffix}" if folder else stem + suffix

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import orjson
 
-from runner.errors import ExitCode
-from runner.spec import validate
+from runner.errors import Diagnostic, ExitCode
+from runner.spec import record_checks, validate
+from runner.spec.load import build_spec
 
 
 def main(jobs: tuple[Path, ...], fmt: str) -> int:
     """Print each problem as FILE:LINE:COL: $.path: message (or JSON); 0 when all are valid."""
     results = [validate.check_file(p.absolute()) for p in jobs]
+    for result in results:
+        result.diagnostics.extend(_record_problems(result))
     diagnostics = [d for r in results for d in r.diagnostics]
     if fmt == "json":
         print(orjson.dumps([d.as_dict() for d in diagnostics], option=orjson.OPT_INDENT_2).decode())
@@ -24,3 +27,12 @@ def main(jobs: tuple[Path, ...], fmt: str) -> int:
             if r.ok:
                 print(f"{validate.display_name(r.file)}: ok", file=sys.stderr)
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.ERROR
+
+
+def _record_problems(result: validate.CheckResult) -> list[Diagnostic]:
+    """A valid records job's records, each checked for the fields its templates use: only
+    here, since a run or a plan would otherwise read every record one more time."""
+    if not result.ok or result.document is None:
+        return []
+    job = build_spec(result.file.resolve(), result.document, result.positions, result.text_starts)
+    return record_checks.check_records(job)

@@ -77,3 +77,5 @@ class Context:
     price: Pricer = no_price
     check_budget: BudgetCheck = no_budget
     progress: Callable[[str], None] = lambda _text: None
+    # After each pass: how long until the job's next one (None: finished). A display hook.
+    on_pass: Callable[[float | None], None] = lambda _wait: None

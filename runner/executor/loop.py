@@ -122,6 +122,7 @@ def run_many(ctxs: list[Context], clock: Clock, no_wait: bool = False) -> list[R
             now = clock.now()
             for r in [r for r, t in due.items() if t <= now]:
                 wait = r.step()
+                r.ctx.on_pass(wait)
                 if wait is None:
                     del due[r]
                 else:

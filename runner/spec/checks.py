@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner import limits
 from runner.errors import Diagnostic
 from runner.globs import find_files, glob_regex
-from runner.spec import template_check, templating
+from runner.spec import model_checks, output_checks, template_check, templating
 from runner.spec.model import Template
 from runner.spec.schema import parse_duration
 from runner.spec.template_check import Scope
@@ -71,6 +70,8 @@ def check_job(job: RawJob) -> list[Diagnostic]:
         _limits,
         _messages,
         _templates,
+        model_checks.check_model,
+        output_checks.check_files_naming,
     )
     for check in checks:
         found.extend(check(job))
@@ -174,18 +175,7 @@ def _output_in_glob(job: RawJob, pattern: str, excludes: list[str]) -> Iterator[
 
 
 def _limits(job: RawJob) -> Iterator[Diagnostic]:
-    max_tokens = job.get("max_tokens", kind=int)
-    betas = job.get("betas", kind=list) or []
-    if (
-        max_tokens is not None
-        and max_tokens > limits.NORMAL_MAX_TOKENS
-        and limits.OUTPUT_300K_BETA not in betas
-    ):
-        message = (
-            f"max_tokens above {limits.NORMAL_MAX_TOKENS} needs the "
-            f"{limits.OUTPUT_300K_BETA} beta: add `betas: [{limits.OUTPUT_300K_BETA}]`"
-        )
-        yield job.at("$.max_tokens", message)
+    # max_tokens against the model's cap: runner.spec.model_checks
     yield from _poll(job)
 
 
@@ -266,25 +256,35 @@ def _file_template(job: RawJob, keys: tuple[str, ...], scope: Scope) -> Iterator
 
 
 def _scopes(job: RawJob) -> tuple[Scope, Scope, Scope]:
-    """The variables of a request template, of the system prompt, and of the input key."""
+    """The variables of a request template, of the system prompt, and of the input key.
+
+    Request templates and the key see the same names: `input`, `vars`, `job`, and the input's
+    own fields at the top level too (`record` and `line` for records; `path`, `name`, `stem`,
+    `text`, `bytes` for files), so `{{ record.body }}` works wherever `{{ record.id }}` does.
+    """
     vars_ = job.get("vars", kind=dict) or {}
     fields, why_not = _input_fields(job)
-    request = Scope(
-        {"input": fields, "vars": frozenset(vars_), "job": templating.JOB_FIELDS}, why_not
-    )
-    shared = (
-        "the system prompt is shared by every request (and cached), so it cannot use input: "
-        "use input in the prompt instead"
-    )
-    system = Scope({"vars": frozenset(vars_), "job": templating.JOB_FIELDS}, {"input": shared})
     own: dict[str, frozenset[str] | None] = dict.fromkeys(fields or ())
     only_records = {
-        name: f"{name} is only for jsonl and csv inputs: a file's key can use path, name, stem"
+        name: f"{name} is only for jsonl and csv inputs: this job reads files, whose fields "
+        "are path, name, stem, text and bytes"
         for name in templating.RECORD_INPUT_FIELDS
         if _input_kind(job) == "glob"
     }
-    key = Scope({**request.fields, **own}, {**why_not, **only_records})
-    return request, system, key
+    if "input.text" in why_not:  # as: document | image
+        only_records["text"] = why_not["input.text"]
+    base = {"input": fields, "vars": frozenset(vars_), "job": templating.JOB_FIELDS}
+    request = Scope({**base, **own}, {**why_not, **only_records})
+    shared = (
+        "the system prompt is shared by every request (and cached), so it cannot use {name}: "
+        "use {name} in the prompt instead"
+    )
+    not_in_system = {
+        name: shared.format(name=name)
+        for name in ("input", *sorted(templating.RECORD_INPUT_FIELDS | templating.FILE_INPUT_FIELDS))
+    }
+    system = Scope({"vars": frozenset(vars_), "job": templating.JOB_FIELDS}, not_in_system)
+    return request, system, request
 
 
 def _input_fields(job: RawJob) -> tuple[frozenset[str] | None, dict[str, str]]:

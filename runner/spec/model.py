@@ -102,6 +102,23 @@ class OutputSpec:
     suffix: str | None = None  # files
     content: FileContent = "text"  # files
     table: str | None = None  # sqlite
+    # files: an input's file mirrors its path below `input_base` (the glob's fixed base),
+    # the suffix replacing its extension unless `keep_extension`.
+    keep_extension: bool = False
+    input_base: str = ""
+
+
+NotifyEvent = Literal["finished", "dead_letters"]
+
+
+@dataclass(frozen=True)
+class NotifySpec:
+    """`notify:`: the environment variable holding a webhook URL and/or a command (argv),
+    and the events that are sent."""
+
+    webhook_env: str | None = None
+    command: tuple[str, ...] | None = None
+    on: tuple[NotifyEvent, ...] = ("finished", "dead_letters")
 
 
 @dataclass(frozen=True)
@@ -130,6 +147,8 @@ class JobSpec:
     pricing: PriceOverride | None
     output: OutputSpec
     document: Mapping[str, Any] = field(repr=False)  # the validated YAML document
+    budget_total_usd: float | None = None  # budget.max_usd_total: over every run of the job
+    notify: NotifySpec | None = None
 
     @property
     def base_dir(self) -> Path:

@@ -17,6 +17,7 @@ from jsonschema.exceptions import ValidationError
 
 from runner.errors import Diagnostic
 from runner.spec import schema as job_schema
+from runner.spec import yaml_hints
 from runner.spec.yaml_source import LoadedYaml, Positions, json_path
 
 _TYPE_NAMES = {
@@ -89,7 +90,8 @@ def _unknown_keys(err: ValidationError, path: str, where: _Where) -> Iterator[Di
         if path == "$.output" and "then" in err.relative_schema_path:
             message = _unknown_output_key(key, allowed, err.instance.get("type"))
         else:
-            message = f"unknown key {key!r}: {_suggest(key, allowed)}"
+            hint = yaml_hints.misplaced_key(key, path, where.key_positions)
+            message = f"unknown key {key!r}: {hint or _suggest(key, allowed)}"
         yield where.at(key_path, message, key=True)
 
 
@@ -199,6 +201,10 @@ _HANDLERS: dict[str, _Handler] = {
     ),
     "minLength": _one_line(lambda e: "must not be empty"),
     "minItems": _one_line(lambda e: "must not be an empty list: give at least one item"),
+    "minProperties": _one_line(
+        lambda e: "must not be empty: give at least one of "
+        + ", ".join(sorted(e.schema.get("properties", {})))
+    ),
     "uniqueItems": _one_line(_duplicates),
 }
 

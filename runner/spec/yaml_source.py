@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from runner.errors import Diagnostic
+from runner.spec import yaml_hints
 
 
 class _Loader(yaml.SafeLoader):
@@ -76,7 +77,8 @@ def load_yaml(text: str, file: str) -> LoadedYaml:
         # A refused tag is found after the walk: name the node it sits on.
         at = [p for p, where in result.positions.items() if where == (line, col)]
         path = at[-1] if at else "$"
-        result.diagnostics.append(Diagnostic(file, line, col, path, yaml_error_message(exc)))
+        message = yaml_hints.explain(exc, text) or yaml_error_message(exc)
+        result.diagnostics.append(Diagnostic(file, line, col, path, message))
     finally:
         loader.dispose()
     return result

@@ -1,0 +1,162 @@
+"""`batchrun validate` on the records themselves: every JSONL record (or the CSV header) that
+lacks a field the templates use, reported at once with its line, instead of `plan` stopping at
+the first one with "'dict object' has no attribute ...".
+
+Only `validate` reads the records (a run or a plan would otherwise read every input twice);
+a field used under `is defined` or `| default(...)` is optional and not checked.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import orjson
+from jinja2 import nodes
+
+from runner.errors import Diagnostic
+from runner.spec.hints import shown
+from runner.spec.model import JobSpec, Template
+from runner.spec.templating import environment
+
+MAX_REPORTED = 20  # records listed one by one; the rest are counted
+_GUARDS = frozenset({"defined", "undefined", "default", "d"})
+_DICT_ATTRIBUTES = frozenset(dir(dict))  # `record.get(...)`, `record.items()`: not fields
+
+
+@dataclass(frozen=True)
+class Use:
+    """The first use of a record field: the field and where its template uses it."""
+
+    field: str
+    where: str  # `job.yaml:9`
+
+
+def check_records(job: JobSpec) -> list[Diagnostic]:
+    """Every record of a jsonl/csv job missing a field its templates use (capped)."""
+    path = job.input.path
+    if job.input.kind not in ("jsonl", "csv") or path is None or not path.is_file():
+        return []
+    uses = used_fields(job)
+    if not uses:
+        return []
+    file = shown(path)
+    problems = _csv_header(path, file, uses) if job.input.kind == "csv" else None
+    if problems is None:
+        problems = list(_capped(_jsonl(path, file, uses)))
+    return problems
+
+
+def used_fields(job: JobSpec) -> list[Use]:
+    """The record fields the request and key templates require, in order of first use."""
+    templates = [job.prompt, job.input.key, *(m.content for m in job.messages or ())]
+    found: dict[str, Use] = {}
+    for template in templates:
+        if template is not None:
+            for name, line in _references(template):
+                found.setdefault(name, Use(name, f"{shown(template.origin)}:{line}"))
+    return list(found.values())
+
+
+def _references(template: Template) -> Iterator[tuple[str, int]]:
+    try:
+        ast = environment().parse(template.source)
+    except jinja2.TemplateSyntaxError:
+        return  # reported by the template checks
+    guarded = {name for guard in _guard_nodes(ast) for name, _ in _fields(guard)}
+    for name, lineno in _fields(ast):
+        if name not in guarded:
+            yield name, template.position(lineno)[0]
+
+
+def _guard_nodes(ast: nodes.Node) -> Iterator[nodes.Node]:
+    for node in ast.find_all((nodes.Test, nodes.Filter)):
+        if node.name in _GUARDS:  # type: ignore[attr-defined]
+            yield node
+    for node in ast.find_all(nodes.Compare):  # `'lang' in record`
+        if any(op.op in ("in", "notin") for op in node.ops):
+            yield node
+
+
+def _fields(ast: nodes.Node) -> Iterator[tuple[str, int]]:
+    """(field, template line) for `record.F`, `record['F']` and `input.record.F`."""
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node  # type: ignore[attr-defined]
+        if not _is_record(target):
+            continue
+        name = _attr(node)
+        if name is not None and name not in _DICT_ATTRIBUTES:
+            yield name, node.lineno
+
+
+def _is_record(node: nodes.Node) -> bool:
+    if isinstance(node, nodes.Name):
+        return node.name == "record"
+    return (
+        isinstance(node, nodes.Getattr)
+        and node.attr == "record"
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == "input"
+    )
+
+
+def _attr(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    arg = node.arg  # type: ignore[attr-defined]
+    return arg.value if isinstance(arg, nodes.Const) and isinstance(arg.value, str) else None
+
+
+def _jsonl(path: Path, file: str, uses: list[Use]) -> Iterator[Diagnostic]:
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                yield Diagnostic(file, number, 1, "$.input.jsonl", f"not valid JSON: {exc}")
+                continue
+            if not isinstance(record, dict):
+                kind = type(record).__name__
+                message = f"each line must be a JSON object, not {kind}"
+                yield Diagnostic(file, number, 1, "$.input.jsonl", message)
+                continue
+            for use in uses:
+                if use.field not in record:
+                    message = f"record has no field {use.field!r} (used at {use.where})"
+                    yield Diagnostic(file, number, 1, "$.input.jsonl", message)
+
+
+def _capped(problems: Iterator[Diagnostic]) -> Iterator[Diagnostic]:
+    """The first MAX_REPORTED problems, then one line counting the rest."""
+    more = 0
+    first_unlisted: Diagnostic | None = None
+    for i, problem in enumerate(problems):
+        if i < MAX_REPORTED:
+            yield problem
+            continue
+        more += 1
+        first_unlisted = first_unlisted or problem
+    if first_unlisted is not None:
+        message = f"... and {more} more like these from this line on (the first {MAX_REPORTED} are listed)"
+        yield Diagnostic(first_unlisted.file, first_unlisted.line, 1, first_unlisted.path, message)
+
+
+def _csv_header(path: Path, file: str, uses: list[Use]) -> list[Diagnostic]:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []  # unreadable: the run says why, with the line
+    return [
+        Diagnostic(
+            file, 1, 1, "$.input.csv",
+            f"the header has no column {u.field!r} (used at {u.where}): no record has it",
+        )  # fmt: skip
+        for u in uses
+        if u.field not in header
+    ]
