@@ -123,6 +123,10 @@ class _Walker:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` is plain YAML
                 self.walk(value_node, path)
                 continue
+            if _word_key(key_node):
+                # `on:` (notify's events) is a key, as YAML 1.2 and every reader sees it;
+                # YAML 1.1 would make it the boolean true.
+                key_node.tag = "tag:yaml.org,2002:str"
             if key_node.tag != "tag:yaml.org,2002:str":
                 msg = f"key {key_node.value!r} must be a string: quote it"
                 self.out.diagnostics.append(Diagnostic(self.file, *where, path, msg))
@@ -147,3 +151,13 @@ class _Walker:
             if text.strip():
                 return TextStart(line + 1, len(text) - len(text.lstrip(" ")) + 1, exact=True)
         return TextStart(line + 1, 1, exact=True)
+
+
+def _word_key(node: yaml.Node) -> bool:
+    """A plain `on`/`off`/`yes`/`no` key, which YAML 1.1 alone reads as a boolean."""
+    return (
+        isinstance(node, yaml.ScalarNode)
+        and node.tag == "tag:yaml.org,2002:bool"
+        and node.style is None
+        and node.value.lower() in ("on", "off", "yes", "no")
+    )
