@@ -72,7 +72,9 @@ def find_files(base: Path, pattern: str, exclude: Sequence[str] = ()) -> list[st
     return sorted(found)
 
 
-def mirrored_name(input_path: str, suffix: str, base: str = "", keep_extension: bool = False) -> str:
+def mirrored_name(
+    input_path: str, suffix: str, base: str = "", keep_extension: bool = False
+) -> str:
     """Where a glob input's answer goes below `output.path`: its path below `base` (the
     glob's fixed base), the extension replaced by `suffix` (or kept, `suffix` appended)."""
     if base and input_path.startswith(base + "/"):

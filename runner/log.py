@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Literal
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 
@@ -95,7 +95,8 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     _mask_sdk_logs()
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Strings as they are, not Python reprs: `job=quickstart`, not `job='quickstart'`.
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), repr_native_str=False)
         if use_console
         else structlog.processors.JSONRenderer()
     )
@@ -104,9 +105,20 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _Stderr())),
         cache_logger_on_first_use=False,
     )
+
+
+class _Stderr:
+    """Whatever `sys.stderr` is at the time of each write: the live display of `run`
+    (rich) swaps it for a proxy that prints log lines above the display, not through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_for_library() -> None:

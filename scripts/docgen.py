@@ -136,7 +136,8 @@ def command_reference() -> str:
     for name in sorted(cli.list_commands(ctx)):
         command = cli.get_command(ctx, name)
         assert command is not None
-        sub = click.Context(command, info_name=f"batchrun {name}", parent=ctx, terminal_width=100)
+        # The parent context already says `batchrun`: the command path is `batchrun NAME`.
+        sub = click.Context(command, info_name=name, parent=ctx, terminal_width=100)
         parts += [f"## batchrun {name}\n", "```text", command.get_help(sub), "```\n"]
     return "\n".join(parts)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TextIO
 
@@ -222,4 +222,3 @@ def for_terminal(log_format: str, stream: TextIO | None = None) -> Display:
     if out.isatty():
         return LiveDisplay()
     return PlainDisplay(out)
-

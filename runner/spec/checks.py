@@ -281,7 +281,10 @@ def _scopes(job: RawJob) -> tuple[Scope, Scope, Scope]:
     )
     not_in_system = {
         name: shared.format(name=name)
-        for name in ("input", *sorted(templating.RECORD_INPUT_FIELDS | templating.FILE_INPUT_FIELDS))
+        for name in (
+            "input",
+            *sorted(templating.RECORD_INPUT_FIELDS | templating.FILE_INPUT_FIELDS),
+        )
     }
     system = Scope({"vars": frozenset(vars_), "job": templating.JOB_FIELDS}, not_in_system)
     return request, system, request

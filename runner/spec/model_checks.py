@@ -83,7 +83,6 @@ def _generic_cap(job: RawJob) -> Iterator[Diagnostic]:
     beta = OUTPUT_300K_BETA
     if max_tokens is not None and max_tokens > NORMAL_MAX_TOKENS and beta not in _betas(job):
         message = (
-            f"max_tokens above {NORMAL_MAX_TOKENS} needs the {beta} beta: "
-            f"add `betas: [{beta}]`"
+            f"max_tokens above {NORMAL_MAX_TOKENS} needs the {beta} beta: add `betas: [{beta}]`"
         )
         yield job.at("$.max_tokens", message)

@@ -73,12 +73,12 @@ def _references(template: Template) -> Iterator[tuple[str, int]]:
 
 
 def _guard_nodes(ast: nodes.Node) -> Iterator[nodes.Node]:
-    for node in ast.find_all((nodes.Test, nodes.Filter)):
-        if node.name in _GUARDS:  # type: ignore[attr-defined]
-            yield node
-    for node in ast.find_all(nodes.Compare):  # `'lang' in record`
-        if any(op.op in ("in", "notin") for op in node.ops):
-            yield node
+    for guard in ast.find_all((nodes.Test, nodes.Filter)):
+        if guard.name in _GUARDS:
+            yield guard
+    for compare in ast.find_all(nodes.Compare):  # `'lang' in record`
+        if any(op.op in ("in", "notin") for op in compare.ops):
+            yield compare
 
 
 def _fields(ast: nodes.Node) -> Iterator[tuple[str, int]]:
@@ -142,7 +142,9 @@ def _capped(problems: Iterator[Diagnostic]) -> Iterator[Diagnostic]:
         more += 1
         first_unlisted = first_unlisted or problem
     if first_unlisted is not None:
-        message = f"... and {more} more like these from this line on (the first {MAX_REPORTED} are listed)"
+        message = (
+            f"... and {more} more like these from this line on (the first {MAX_REPORTED} listed)"
+        )
         yield Diagnostic(first_unlisted.file, first_unlisted.line, 1, first_unlisted.path, message)
 
 
@@ -154,9 +156,12 @@ def _csv_header(path: Path, file: str, uses: list[Use]) -> list[Diagnostic]:
         return []  # unreadable: the run says why, with the line
     return [
         Diagnostic(
-            file, 1, 1, "$.input.csv",
+            file,
+            1,
+            1,
+            "$.input.csv",
             f"the header has no column {u.field!r} (used at {u.where}): no record has it",
-        )  # fmt: skip
+        )
         for u in uses
         if u.field not in header
     ]

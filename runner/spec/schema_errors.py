@@ -202,8 +202,10 @@ _HANDLERS: dict[str, _Handler] = {
     "minLength": _one_line(lambda e: "must not be empty"),
     "minItems": _one_line(lambda e: "must not be an empty list: give at least one item"),
     "minProperties": _one_line(
-        lambda e: "must not be empty: give at least one of "
-        + ", ".join(sorted(e.schema.get("properties", {})))
+        lambda e: (
+            "must not be empty: give at least one of "
+            + ", ".join(sorted(e.schema.get("properties", {})))
+        )
     ),
     "uniqueItems": _one_line(_duplicates),
 }
