@@ -18,6 +18,7 @@ import orjson
 from runner import limits
 from runner.errors import InputError
 from runner.globs import find_files
+from runner.spec.hints import shown
 from runner.spec.model import JobSpec
 
 _IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -70,7 +71,7 @@ def iter_inputs(job: JobSpec, key: KeyFn | None = None) -> Iterator[InputItem]:
 def _record_file(job: JobSpec) -> Path:
     path = job.input.path
     if path is None or not path.is_file():
-        raise InputError(f"{job.path}: input file {path} does not exist")
+        raise InputError(f"{shown(job.path)}: input file {shown(path or '?')} does not exist")
     return path
 
 
@@ -86,7 +87,7 @@ def _keyed(job: JobSpec, items: Iterator[InputItem], key_fn: KeyFn | None) -> It
         if key in seen:
             first = _first_with_key(job, key, key_fn)
             raise InputError(
-                f"{job.path}: inputs {first} and {item.origin} have the same key {key!r}: "
+                f"{shown(job.path)}: inputs {first} and {item.origin} have the same key {key!r}: "
                 "each input needs its own key (see input.key)"
             )
         seen.add(key)
@@ -124,11 +125,12 @@ def _iter_files(job: JobSpec) -> Iterator[InputItem]:
 
 def _file_item(job: JobSpec, rel: str, path: Path) -> InputItem:
     size = path.stat().st_size
+    where = shown(path)  # as the user would type it, from where they stand
     if size == 0:
-        raise InputError(f"{rel}: the file is empty: there is nothing to send")
+        raise InputError(f"{where}: the file is empty: there is nothing to send")
     if size > limits.MAX_REQUEST_BYTES:
         raise InputError(
-            f"{rel}: {size:,} bytes is more than a request may hold "
+            f"{where}: {size:,} bytes is more than a request may hold "
             f"({limits.MAX_REQUEST_BYTES:,}): split the file or leave it out with input.exclude"
         )
     data = path.read_bytes()
@@ -140,20 +142,21 @@ def _file_item(job: JobSpec, rel: str, path: Path) -> InputItem:
     }
     as_ = job.input.as_
     if as_ == "text":
-        context["text"] = _decode_text(rel, data)
+        context["text"] = _decode_text(where, data)
         return InputItem(rel, rel, context)
-    block = _document_block(rel, data) if as_ == "document" else _image_block(rel, data)
+    block = _document_block(where, data) if as_ == "document" else _image_block(where, data)
     return InputItem(rel, rel, context, [block])
 
 
-def _decode_text(rel: str, data: bytes) -> str:
+def _decode_text(where: str, data: bytes) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(
-            f"{rel}: not valid UTF-8 at byte offset {exc.start} "
-            f"(byte 0x{data[exc.start]:02x}): convert the file to UTF-8, or send it with "
-            "input.as: document or image"
+            f"{where}: not valid UTF-8 at byte offset {exc.start} "
+            f"(byte 0x{data[exc.start]:02x}): convert it to UTF-8 (for example `iconv -f "
+            "latin1 -t utf-8`), or leave it out with input.exclude; a PDF or an image is sent "
+            "with input.as: document or image instead"
         ) from None
     return text.removeprefix("\ufeff")  # a BOM is an encoding mark, not text to send
 
@@ -204,10 +207,12 @@ def _iter_jsonl(path: Path) -> Iterator[InputItem]:
             try:
                 record = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON: {exc}") from None
+                raise InputError(f"{shown(path)}:{number}: not valid JSON: {exc}") from None
             if not isinstance(record, dict):
                 kind = type(record).__name__
-                raise InputError(f"{path}:{number}: each line must be a JSON object, not {kind}")
+                raise InputError(
+                    f"{shown(path)}:{number}: each line must be a JSON object, not {kind}"
+                )
             yield _record_item(number, record)
 
 
@@ -224,21 +229,22 @@ def _iter_csv(path: Path) -> Iterator[InputItem]:
                     continue
                 if len(row) != len(header):
                     raise InputError(
-                        f"{path}:{start}: {len(row)} fields where the header has {len(header)}"
+                        f"{shown(path)}:{start}: {len(row)} fields where the header has "
+                        f"{len(header)}"
                     )
                 yield _record_item(start, dict(zip(header, row, strict=True)))
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}:{reader.line_num}: unreadable CSV: {exc}") from None
+            raise InputError(f"{shown(path)}:{reader.line_num}: unreadable CSV: {exc}") from None
 
 
 def _csv_header(path: Path, reader: Any) -> list[str]:
     try:
         header: list[str] = next(reader)
     except StopIteration:
-        raise InputError(f"{path}: the CSV file is empty: it needs a header row") from None
+        raise InputError(f"{shown(path)}: the CSV file is empty: it needs a header row") from None
     except (csv.Error, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}:1: unreadable CSV header: {exc}") from None
+        raise InputError(f"{shown(path)}:1: unreadable CSV header: {exc}") from None
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
-        raise InputError(f"{path}:1: duplicate column names in the header: {duplicates}")
+        raise InputError(f"{shown(path)}:1: duplicate column names in the header: {duplicates}")
     return header

@@ -146,12 +146,15 @@ def budget_check(store: Store) -> BudgetCheck:
 
     def check(job: JobSpec, custom_ids: set[str]) -> None:
         nonlocal checked
-        if checked or job.budget_usd is None:
+        if checked or (job.budget_usd is None and job.budget_total_usd is None):
             return
         from runner import plan
+        from runner.plan.total import check_total
 
         states = {s.custom_id: s for s in store.iter_states()}
-        plan.check_budget(plan.make_plan(job, states))
+        planned = plan.make_plan(job, states)
+        plan.check_budget(planned)
+        check_total(planned, job.budget_total_usd, spent_usd(store))
         checked = True
 
     return check
@@ -233,3 +236,8 @@ def state_ref(path: Path) -> JobRef:
             file=sys.stderr,
         )
     return ref
+
+
+def spent_usd(store: Store) -> float:
+    """Dollars at batch prices over every result the job's state ever collected."""
+    return float(store.usage_totals()["cost_usd"] or 0.0)
