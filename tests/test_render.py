@@ -142,7 +142,7 @@ def test_record_missing_a_template_field(tmp_path: Path) -> None:
     renderer = Renderer(job)
     first, second = keyed_inputs(job)
     assert renderer.params(first)["messages"] == [{"role": "user", "content": "a"}]
-    with pytest.raises(InputError, match=r"input '2'.*'dict object' has no attribute 'text'"):
+    with pytest.raises(InputError, match=r"input '2'.*this input has no field 'text': .batchrun validate. lists every record"):
         renderer.params(second)
 
 
