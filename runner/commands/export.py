@@ -28,6 +28,7 @@ import orjson
 from runner.commands.wiring import state_dir, state_ref
 from runner.errors import BatchrunError, ExitCode
 from runner.records import ResultRecord
+from runner.spec import JobRef, JobSpec
 from runner.store import Store
 
 Format = Literal["jsonl", "csv"]
@@ -184,14 +185,27 @@ def _export_csv(records: Iterable[ResultRecord], write: Callable[[bytes], Any]) 
     return count
 
 
+def export_to(job: JobSpec | JobRef, fmt: Format, out: Path, root: Path | None) -> int:
+    """The job's current results written atomically to `out` (the Python API's export)."""
+    store = _open_state(job, root)
+    try:
+        return export_file(store.iter_results(), fmt, out)
+    finally:
+        store.close()
+
+
+def _open_state(job: JobSpec | JobRef, root: Path | None) -> Store:
+    where = state_dir(job, root)
+    if not Store.exists(where):
+        raise BatchrunError(f"{job.name}: no state in {where}: run the job first")
+    return Store.open(where)
+
+
 def export_job(path: Path, fmt: str, out: Path | None, root: Path | None) -> int:
     """`batchrun export`: the job's current results from its state, whatever the sink, as
     JSONL or CSV, to a file (written atomically) or to stdout."""
     job = state_ref(path)
-    where = state_dir(job, root)
-    if not Store.exists(where):
-        raise BatchrunError(f"{job.name}: no state in {where}: run the job first")
-    store = Store.open(where)
+    store = _open_state(job, root)
     try:
         records = store.iter_results()
         kind: Format = "csv" if fmt == "csv" else "jsonl"

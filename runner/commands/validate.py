@@ -14,9 +14,7 @@ from runner.spec.load import build_spec
 
 def main(jobs: tuple[Path, ...], fmt: str) -> int:
     """Print each problem as FILE:LINE:COL: $.path: message (or JSON); 0 when all are valid."""
-    results = [validate.check_file(p.absolute()) for p in jobs]
-    for result in results:
-        result.diagnostics.extend(_record_problems(result))
+    results = [_checked(p.absolute()) for p in jobs]
     diagnostics = [d for r in results for d in r.diagnostics]
     if fmt == "json":
         print(orjson.dumps([d.as_dict() for d in diagnostics], option=orjson.OPT_INDENT_2).decode())
@@ -27,6 +25,17 @@ def main(jobs: tuple[Path, ...], fmt: str) -> int:
             if r.ok:
                 print(f"{validate.display_name(r.file)}: ok", file=sys.stderr)
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.ERROR
+
+
+def diagnostics(path: Path) -> list[Diagnostic]:
+    """Every problem of one job file, its records included (the Python API's validate)."""
+    return _checked(path).diagnostics
+
+
+def _checked(path: Path) -> validate.CheckResult:
+    result = validate.check_file(path)
+    result.diagnostics.extend(_record_problems(result))
+    return result
 
 
 def _record_problems(result: validate.CheckResult) -> list[Diagnostic]:
