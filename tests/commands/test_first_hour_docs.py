@@ -32,7 +32,7 @@ def test_the_distribution_has_a_name_free_of_the_other_project() -> None:
     assert project["scripts"] == {"batchrun": "runner.cli:main"}
 
 
-@pytest.mark.parametrize("doc", DOCS + [REPO / "Dockerfile"], ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", [*DOCS, REPO / "Dockerfile"], ids=lambda p: p.name)
 def test_every_install_line_names_the_distribution(doc: Path) -> None:
     for line in _text(doc).splitlines():
         for name in re.findall(r"pip install (?:--?[a-z-]+ )*([A-Za-z0-9_.\[\]-]+)", line):

@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from tests.e2e.conftest import EmulatorFactory
-from tests.e2e.helpers import DUMMY_KEY, batchrun, env_for, results, write_job
+from tests.e2e.helpers import DUMMY_KEY, batchrun, env_for, write_job
 
 pytestmark = pytest.mark.e2e
 
@@ -160,7 +160,7 @@ def test_total_budget_adds_up_across_runs(tmp_path: Path, start_emulator: Emulat
 class _Receiver(http.server.BaseHTTPRequestHandler):
     bodies: list[dict[str, Any]]
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         type(self).bodies.append(orjson.loads(self.rfile.read(length)))
         self.send_response(204)
@@ -202,7 +202,8 @@ def test_notify_sends_each_event_once_without_secrets(
         f"with open({str(got)!r}, 'a') as out:\n"
         "    body = sys.stdin.read().replace('\\n', ' ')\n"
         "    secret = os.environ.get('ANTHROPIC_API_KEY', '') + os.environ.get('HOOK', '')\n"
-        "    out.write(os.environ['BATCHRUN_EVENT'] + ' ' + str(bool(secret)) + ' ' + body + '\\n')\n"
+        "    event = os.environ['BATCHRUN_EVENT']\n"
+        "    out.write(f'{event} {bool(secret)} {body}\\n')\n"
     )
     notify = f"notify: {{webhook_env: HOOK, command: [{sys.executable!r}, notify.py]}}\n"
     job = write_job(tmp_path, inputs=3, extra=notify)
