@@ -125,7 +125,7 @@ def _post(env: str, event: str, body: bytes) -> bool:
             f"notify: the webhook in ${env} failed ({type(reason).__name__}): retried next run"
         )
         return False
-    _log.info("notification sent", event=event, channel=f"webhook ${env}")
+    _log.info("notification sent", notification=event, channel=f"webhook ${env}")
     return True
 
 
@@ -148,5 +148,5 @@ def _run(spec: NotifySpec, job_dir: Path, event: str, body: bytes) -> bool:
     if done.returncode != 0:
         _log.warning(f"notify.command {argv[0]!r} exited {done.returncode}: retried next run")
         return False
-    _log.info("notification sent", event=event, channel="command")
+    _log.info("notification sent", notification=event, channel="command")
     return True

@@ -138,8 +138,8 @@ def test_total_budget_adds_up_across_runs(tmp_path: Path, start_emulator: Emulat
     plan = orjson.loads(batchrun(emu.base_url, "plan", "--json", job).stdout)[0]
     estimate = plan["cost"]["batch_usd"]
     spent = orjson.loads(batchrun(emu.base_url, "status", "--json", job).stdout)[0]
-    limit = spent["cost"]["cost_usd"] + estimate / 2  # more than either pass, less than both
-    assert limit > estimate
+    # More than the first run spent, less than that plus this run's upper-bound estimate.
+    limit = spent["cost"]["cost_usd"] + estimate * 0.9
     job.write_text(
         job.read_text() + f"budget: {{max_usd: {estimate * 2}, max_usd_total: {limit}}}\n"
     )
