@@ -100,14 +100,26 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
         if use_console
         else structlog.processors.JSONRenderer()
     )
+    readable = [_plain_values] if use_console else []
     structlog.configure(
-        processors=[*_processors(), renderer],
+        processors=[*_processors(), *readable, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _Stderr())),
         cache_logger_on_first_use=False,
     )
+
+
+def _plain_values(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """On a terminal, mappings and lists read plainly (`counts=succeeded:3,errored:0`), not as
+    Python reprs."""
+    for key, value in event.items():
+        if isinstance(value, dict):
+            event[key] = ",".join(f"{k}:{v}" for k, v in value.items()) or "none"
+        elif isinstance(value, list | tuple):
+            event[key] = ",".join(map(str, value)) or "none"
+    return event
 
 
 class _Stderr:
