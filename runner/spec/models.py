@@ -74,8 +74,13 @@ def find(model: str) -> Model | None:
 
 
 def closest(model: str) -> str | None:
-    """The known id a misspelt `model` most likely meant, if any is close."""
-    close = difflib.get_close_matches(canonical(model), list(_BY_ID), n=1, cutoff=0.75)
+    """The known id a misspelt `model` most likely meant, if any is close: capitals, dots
+    for dashes and a missing `claude-` are forgiven first (`Sonnet-4.6` -> claude-sonnet-4-6)."""
+    tidy = canonical(model.strip().lower().replace(".", "-").replace("_", "-"))
+    for guess in (tidy, f"claude-{tidy}"):
+        if guess in _BY_ID:
+            return guess
+    close = difflib.get_close_matches(tidy, list(_BY_ID), n=1, cutoff=0.75)
     return close[0] if close else None
 
 

@@ -155,7 +155,8 @@ def _misspelt(choices: list[str], instance: dict[str, Any]) -> bool:
 def _wrong_type(err: ValidationError, path: str, where: _Where) -> Iterator[Diagnostic]:
     wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
     names = " or ".join(_TYPE_NAMES.get(str(w), str(w)) for w in wanted)
-    yield where.at(path, f"expected {names}, got {describe(err.instance)}")
+    hint = yaml_hints.section_as_string(path, err.instance)
+    yield where.at(path, f"expected {names}, got {describe(err.instance)}{hint}")
 
 
 def _one_line(message: Callable[[ValidationError], str]) -> _Handler:

@@ -164,3 +164,15 @@ def _keys_of(node: Mapping[str, Any]) -> set[str]:
     for branch in node.get("allOf", []):
         keys |= set(branch.get("then", {}).get("properties", {}))
     return keys
+
+
+def section_as_string(path: str, value: Any) -> str:
+    """The form a section written as one string most likely meant (`input: data/*.txt`,
+    `output: out/x.jsonl`), or "" for anything else."""
+    if not isinstance(value, str) or path not in ("$.input", "$.output"):
+        return ""
+    if path == "$.input":
+        kind = "jsonl" if value.endswith(".jsonl") else "csv" if value.endswith(".csv") else "glob"
+        return f": write `input: {{{kind}: {value}}}`"
+    sink = "jsonl" if value.endswith(".jsonl") else "sqlite" if value.endswith(".db") else "files"
+    return f": write `output: {{type: {sink}, path: {value}}}`"

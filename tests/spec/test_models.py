@@ -38,5 +38,6 @@ def test_caps_with_and_without_the_300k_beta(model: str, betas: tuple[str, ...],
 def test_a_misspelt_model_has_a_suggestion_and_a_stranger_none() -> None:
     assert models.closest("claude-sonet-4-6") == "claude-sonnet-4-6"
     assert models.closest("claude-haiku4-5") == "claude-haiku-4-5"
+    assert models.closest("Sonnet-4.6") == "claude-sonnet-4-6"  # case, dots, no claude-
     assert models.closest("gpt-4o") is None
     assert models.find("claude-sonet-4-6") is None
