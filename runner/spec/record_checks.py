@@ -9,7 +9,8 @@ a field used under `is defined` or `| default(...)` is optional and not checked.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,9 @@ class Use:
     field: str
     where: str  # `job.yaml:9`
 
+    def message(self) -> str:
+        return f"record has no field {self.field!r} (used at {self.where})"
+
 
 def check_records(job: JobSpec) -> list[Diagnostic]:
     """Every record of a jsonl/csv job missing a field its templates use (capped)."""
@@ -46,7 +50,7 @@ def check_records(job: JobSpec) -> list[Diagnostic]:
     file = shown(path)
     problems = _csv_header(path, file, uses) if job.input.kind == "csv" else None
     if problems is None:
-        problems = list(_capped(_jsonl(path, file, uses)))
+        problems = list(_capped(file, _jsonl(path, uses)))
     return problems
 
 
@@ -110,7 +114,9 @@ def _attr(node: nodes.Node) -> str | None:
     return arg.value if isinstance(arg, nodes.Const) and isinstance(arg.value, str) else None
 
 
-def _jsonl(path: Path, file: str, uses: list[Use]) -> Iterator[Diagnostic]:
+def _jsonl(path: Path, uses: list[Use]) -> Iterator[tuple[int, Callable[[], str]]]:
+    """(line, its message) for each problem; the message is worded only when it is shown,
+    since a file of 100k records can have 100k of them and only the first are listed."""
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():
@@ -118,34 +124,29 @@ def _jsonl(path: Path, file: str, uses: list[Use]) -> Iterator[Diagnostic]:
             try:
                 record = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                yield Diagnostic(file, number, 1, "$.input.jsonl", f"not valid JSON: {exc}")
+                yield number, functools.partial(str, f"not valid JSON: {exc}")
                 continue
             if not isinstance(record, dict):
                 kind = type(record).__name__
-                message = f"each line must be a JSON object, not {kind}"
-                yield Diagnostic(file, number, 1, "$.input.jsonl", message)
+                yield number, functools.partial(str, f"each line must be a JSON object, not {kind}")
                 continue
             for use in uses:
                 if use.field not in record:
-                    message = f"record has no field {use.field!r} (used at {use.where})"
-                    yield Diagnostic(file, number, 1, "$.input.jsonl", message)
+                    yield number, use.message
 
 
-def _capped(problems: Iterator[Diagnostic]) -> Iterator[Diagnostic]:
+def _capped(file: str, problems: Iterator[tuple[int, Callable[[], str]]]) -> Iterator[Diagnostic]:
     """The first MAX_REPORTED problems, then one line counting the rest."""
-    more = 0
-    first_unlisted: Diagnostic | None = None
-    for i, problem in enumerate(problems):
+    more, first_unlisted = 0, 0
+    for i, (line, message) in enumerate(problems):
         if i < MAX_REPORTED:
-            yield problem
+            yield Diagnostic(file, line, 1, "$.input.jsonl", message())
             continue
         more += 1
-        first_unlisted = first_unlisted or problem
-    if first_unlisted is not None:
-        message = (
-            f"... and {more} more like these from this line on (the first {MAX_REPORTED} listed)"
-        )
-        yield Diagnostic(first_unlisted.file, first_unlisted.line, 1, first_unlisted.path, message)
+        first_unlisted = first_unlisted or line
+    if more:
+        text = f"... and {more} more like these from this line on (the first {MAX_REPORTED} listed)"
+        yield Diagnostic(file, first_unlisted, 1, "$.input.jsonl", text)
 
 
 def _csv_header(path: Path, file: str, uses: list[Use]) -> list[Diagnostic]:
