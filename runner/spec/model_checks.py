@@ -5,14 +5,11 @@ above the model's cap is found before every request of the job becomes a dead le
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from runner.errors import Diagnostic
 from runner.limits import NORMAL_MAX_TOKENS, OUTPUT_300K_BETA
 from runner.spec import models
-
-if TYPE_CHECKING:
-    from runner.spec.checks import RawJob  # which imports this module for its check list
+from runner.spec.raw import RawJob
 
 ALLOW_KEY = "allow_unknown_model"
 

@@ -8,13 +8,10 @@ extension (`runner.globs.mirrored_name`), so `docs/a.txt` and `docs/a.csv` would
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from runner.errors import Diagnostic
 from runner.globs import find_files, literal_prefix, mirrored_name
-
-if TYPE_CHECKING:
-    from runner.spec.checks import RawJob  # which imports this module for its check list
+from runner.spec.raw import RawJob
 
 _DEFAULT_SUFFIX = {"text": ".md", "json": ".json", "message": ".json"}
 MAX_LISTED = 5  # collisions named one by one; the rest are counted

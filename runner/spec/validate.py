@@ -13,6 +13,7 @@ from typing import Any
 
 from runner.errors import Diagnostic
 from runner.spec import checks, schema_errors
+from runner.spec.raw import RawJob
 from runner.spec.yaml_source import LoadedYaml, Positions, TextStarts, load_yaml
 
 display_name = checks.display_name
@@ -63,7 +64,7 @@ def _document_problems(path: Path, name: str, loaded: LoadedYaml) -> list[Diagno
         message = f"the top level must be a mapping of keys such as `version: 1`, got {got}"
         return [Diagnostic(name, line, col, "$", message)]
     found = schema_errors.schema_diagnostics(data, loaded, name)
-    return found + checks.check_job(checks.RawJob(path, name, data, loaded))
+    return found + checks.check_job(RawJob(path, name, data, loaded))
 
 
 def _read(path: Path, name: str, out: list[Diagnostic]) -> str | None:
