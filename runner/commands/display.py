@@ -118,12 +118,16 @@ class _Views:
 
 
 class NoDisplay(_Views):
-    """For the Python API: a library does not draw on its caller's terminal."""
+    """For the Python API: a library does not draw on its caller's terminal (and does not
+    read the state for a display nobody sees)."""
 
     def __enter__(self) -> NoDisplay:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        return None
+
+    def passed(self, job: str, store: StateReader, wait: float | None) -> None:
         return None
 
 
