@@ -41,6 +41,7 @@ def check_job(job: RawJob) -> list[Diagnostic]:
         _templates,
         model_checks.check_model,
         output_checks.check_files_naming,
+        output_checks.check_notify,
     )
     for check in checks:
         found.extend(check(job))

@@ -1,4 +1,5 @@
-"""Checks of where a files sink puts each answer: two inputs must never land on one file.
+"""Checks of where results go: two inputs of a files sink must never land on one file, and
+`notify:` must name somewhere to send.
 
 The sink mirrors the tree below the glob's fixed base with the suffix replacing each input's
 extension (`runner.globs.mirrored_name`), so `docs/a.txt` and `docs/a.csv` would share
@@ -62,3 +63,14 @@ def _collisions(files: list[str], suffix: str, base: str) -> list[tuple[str, str
 
 def _kept(path: str, suffix: str) -> str:
     return mirrored_name(path.rsplit("/", 1)[-1], suffix, keep_extension=True)
+
+
+def check_notify(job: RawJob) -> Iterator[Diagnostic]:
+    """`notify:` names somewhere to send: a webhook variable, a command, or both."""
+    section = job.get("notify", kind=dict)
+    if section is not None and not section.get("webhook_env") and not section.get("command"):
+        message = (
+            "notify sends nowhere: add `webhook_env: NAME` (the environment variable holding "
+            "the webhook URL) and/or `command: [...]`"
+        )
+        yield job.at("$.notify", message)

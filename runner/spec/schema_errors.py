@@ -67,6 +67,9 @@ def _translate(err: ValidationError, where: _Where) -> Iterator[Diagnostic]:
     if handler is not None:
         yield from handler(err, path, where)
         return
+    if path == "$.notify.webhook_env":  # most likely the webhook URL itself: a secret
+        yield where.at(path, f"this is not allowed: {err.schema.get('errorMessage')}")
+        return
     yield where.at(path, _value_message(err))
 
 
