@@ -15,13 +15,13 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from runner.spec import JobSpec
+from runner.spec import JobRef, JobSpec
 from runner.store import default_state_dir
 
 FOLDER = "_emulate"
 
 
-def root(job: JobSpec, state_root: Path | None) -> Path:
+def root(job: JobSpec | JobRef, state_root: Path | None) -> Path:
     """The `--state-dir` that reads the job's scratch state."""
     base = state_root if state_root is not None else default_state_dir(job.path, job.name).parent
     return base / FOLDER

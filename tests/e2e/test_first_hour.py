@@ -70,6 +70,9 @@ def test_emulated_runs_start_afresh(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         assert "submitted 2 requests in 1 batch" in proc.stdout
     assert not (tmp_path / "out").exists()
+    status = batchrun("http://127.0.0.1:9", "status", job)
+    assert "e2e: never run" in status.stdout
+    assert "batchrun status --state-dir .batchrun/_emulate e2e.yaml" in status.stdout
 
 
 # ---------------------------------------------------------------------------------------
