@@ -12,13 +12,12 @@ from runner.commands.wiring import (
     Remote,
     api_errors,
     backend,
-    spent_usd,
     state_dir,
     stored_states,
 )
 from runner.errors import ExitCode
 from runner.plan import format as plan_format
-from runner.plan.total import check_total, remaining_line
+from runner.plan.total import check_total, remaining_line, spent_usd
 from runner.spec import JobSpec, load_job
 from runner.spec.hints import no_inputs
 from runner.store import Store

@@ -149,7 +149,7 @@ def budget_check(store: Store) -> BudgetCheck:
         if checked or (job.budget_usd is None and job.budget_total_usd is None):
             return
         from runner import plan
-        from runner.plan.total import check_total
+        from runner.plan.total import check_total, spent_usd
 
         states = {s.custom_id: s for s in store.iter_states()}
         planned = plan.make_plan(job, states)
@@ -236,8 +236,3 @@ def state_ref(path: Path) -> JobRef:
             file=sys.stderr,
         )
     return ref
-
-
-def spent_usd(store: Store) -> float:
-    """Dollars at batch prices over every result the job's state ever collected."""
-    return float(store.usage_totals()["cost_usd"] or 0.0)

@@ -8,8 +8,19 @@ average upper-bound cost per request to submit), and the plan's own upper-bound 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from runner.errors import BudgetExceeded
 from runner.plan import Plan, usd
+
+
+class Spending(Protocol):
+    def usage_totals(self) -> dict[str, float]: ...
+
+
+def spent_usd(store: Spending) -> float:
+    """Dollars at batch prices over every result the job's state ever collected."""
+    return float(store.usage_totals()["cost_usd"] or 0.0)
 
 
 def check_total(plan: Plan, limit: float | None, spent: float) -> None:
