@@ -176,12 +176,15 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A webhook receiver on loopback: (its URL, the JSON bodies it got)."""
-    handler = type("Receiver", (_Receiver,), {"bodies": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+
+    class Receiver(_Receiver):
+        bodies: list[dict[str, Any]] = []  # noqa: RUF012 - one fresh class per test
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/hook/s3cr3t-token", handler.bodies
+        yield f"http://127.0.0.1:{server.server_port}/hook/s3cr3t-token", Receiver.bodies
     finally:
         server.shutdown()
         server.server_close()
