@@ -38,7 +38,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z")
 
 
-def literal_prefix(pattern: str) -> str:
+def _literal_prefix(pattern: str) -> str:
     """The folders before the first wildcard: the only part of the tree worth walking."""
     parts = pattern.split("/")[:-1]
     prefix: list[str] = []
@@ -54,7 +54,7 @@ def find_files(base: Path, pattern: str, exclude: Sequence[str] = ()) -> list[st
     The one glob implementation: validation asks it too, so its warnings match the run."""
     include = glob_regex(pattern)
     excludes = [glob_regex(p) for p in exclude]
-    prefix = literal_prefix(pattern)
+    prefix = _literal_prefix(pattern)
     root = base / prefix
     # Without `**`, nothing deeper than the pattern's own depth can match: do not walk it.
     prefix_depth = prefix.count("/") + 1 if prefix else 0

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from runner.errors import SpecError
-from runner.globs import literal_prefix
+from runner.globs import _literal_prefix
 from runner.spec import validate
 from runner.spec.model import (
     InputKind,
@@ -200,5 +200,5 @@ class _Parts:
             content=out.get("content", "text"),
             table=out.get("table"),
             keep_extension=out.get("keep_extension", False),
-            input_base=literal_prefix(self.doc["input"].get("glob") or ""),
+            input_base=_literal_prefix(self.doc["input"].get("glob") or ""),
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from runner.errors import Diagnostic
-from runner.globs import find_files, literal_prefix, mirrored_name
+from runner.globs import find_files, _literal_prefix, mirrored_name
 from runner.spec.raw import RawJob
 
 _DEFAULT_SUFFIX = {"text": ".md", "json": ".json", "message": ".json"}
@@ -33,7 +33,7 @@ def check_files_naming(job: RawJob) -> Iterator[Diagnostic]:
         files = find_files(job.path.parent, pattern, excludes)
     except (OSError, ValueError):
         return  # the glob's own check says what is wrong with it
-    collisions = _collisions(files, suffix, literal_prefix(pattern))
+    collisions = _collisions(files, suffix, _literal_prefix(pattern))
     for first, second, target in collisions[:MAX_LISTED]:
         message = (
             f"inputs {first!r} and {second!r} would both be written to "
