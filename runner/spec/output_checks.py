@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from runner.errors import Diagnostic
-from runner.globs import find_files, _literal_prefix, mirrored_name
+from runner.globs import _literal_prefix, find_files, mirrored_name
 from runner.spec.raw import RawJob
 
 _DEFAULT_SUFFIX = {"text": ".md", "json": ".json", "message": ".json"}
