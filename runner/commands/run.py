@@ -9,10 +9,11 @@ from pathlib import Path
 
 import orjson
 
-from runner import executor
+from runner import executor, log
 from runner.commands import notify, outcomes, run_report, scratch
 from runner.commands.display import Display, NoDisplay, for_terminal
 from runner.commands.wiring import Remote, api_errors, backend, open_job, state_dir
+from runner.errors import BatchrunError
 from runner.executor import Context, RunSummary
 from runner.spec import JobSpec, load_job
 from runner.spec.hints import no_inputs
@@ -30,8 +31,14 @@ def run_jobs(
     """`batchrun run`: print each job's outcome (or, with `as_json`, the run report); the
     worst exit code wins. A job another run holds is reported first, as it is found before
     the others start."""
-    jobs = [load_job(p) for p in paths]
-    results = run_results(jobs, no_wait, root, remote, display=for_terminal(log_format))
+    try:
+        jobs = [load_job(p) for p in paths]
+        results = run_results(jobs, no_wait, root, remote, display=for_terminal(log_format))
+    except BatchrunError as exc:
+        if as_json:  # cron still gets a document to read; the message goes to stderr too
+            failed = {"exit_code": exc.exit_code, "error": log.mask(str(exc)), "jobs": []}
+            print(orjson.dumps(failed, option=orjson.OPT_INDENT_2).decode())
+        raise
     if as_json:
         print(orjson.dumps(run_report.report(results), option=orjson.OPT_INDENT_2).decode())
     else:

@@ -150,9 +150,11 @@ def test_total_budget_adds_up_across_runs(tmp_path: Path, start_emulator: Emulat
     refused_plan = batchrun(emu.base_url, "plan", job)
     assert refused_plan.returncode == 1 and "max_usd_total" in refused_plan.stderr
     assert "spent of" in refused_plan.stdout
-    refused = batchrun(emu.base_url, "run", job)
+    refused = batchrun(emu.base_url, "run", "--json", job)
     assert refused.returncode == 1, refused.stderr
     assert "budget.max_usd_total" in refused.stderr and "spent in earlier runs" in refused.stderr
+    report = orjson.loads(refused.stdout)  # cron still gets a document
+    assert report["exit_code"] == 1 and "max_usd_total" in report["error"]
     assert emu.stats()["batches_created"] == 1
 
 
