@@ -282,6 +282,17 @@ def _read_until(fd: int, wanted: list[bytes], limit_s: float) -> bytes:
     return seen
 
 
+def _reap(pid: int) -> int:
+    """The child's wait status; killed first if SIGINT did not end it (never waits for ever)."""
+    for _ in range(50):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
+
+
 def test_live_display_on_a_terminal_and_a_clean_ctrl_c(
     tmp_path: Path, start_emulator: EmulatorFactory
 ) -> None:
@@ -294,14 +305,15 @@ def test_live_display_on_a_terminal_and_a_clean_ctrl_c(
     if pid == 0:  # the child: the CLI on the pty
         os.chdir(tmp_path)
         os.execve(sys.executable, [sys.executable, "-m", "runner", "run", str(job)], env)
+    rest = b""
     try:
         seen = _read_until(fd, [b"livejob", b"0/3 done", b"1 in_progress"], limit_s=60)
-        assert b"livejob" in seen and b"0/3 done" in seen and b"1 in_progress" in seen, seen
         os.kill(pid, signal.SIGINT)
         rest = _read_until(fd, [b"interrupted: the state is saved"], limit_s=30)
     finally:
-        _, status = os.waitpid(pid, 0)
+        status = _reap(pid)
         os.close(fd)
+    assert b"livejob" in seen and b"0/3 done" in seen and b"1 in_progress" in seen, seen
     assert os.waitstatus_to_exitcode(status) == 130
     tail = rest.decode(errors="replace")
     assert "interrupted" in tail and "Traceback" not in tail
