@@ -47,6 +47,18 @@ class RequestState:
     attempts: int  # submissions so far
 
 
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What collect needs of one request of a batch. `current`: whether the request is still
+    one the job wants (False: the job was edited since); None when not read."""
+
+    custom_id: str
+    input_key: str
+    input_path: str | None
+    attempts: int
+    current: bool | None = None
+
+
 @dataclass(frozen=True)
 class ResultRecord:
     """The current successful result of one input, as every sink receives it."""

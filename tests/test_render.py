@@ -94,7 +94,8 @@ def test_image_block_comes_before_the_text(tmp_path: Path) -> None:
         input={"glob": "img/*.png", "as": "image"},
         prompt="Describe {{ input.name }}",
     )
-    (message,) = params["messages"]  # type: ignore[misc]
+    messages: Any = params["messages"]
+    (message,) = messages
     content = message["content"]
     assert [b["type"] for b in content] == ["image", "text"]
     assert content[1] == {"type": "text", "text": "Describe a.png"}
@@ -252,7 +253,8 @@ def test_key_shortcut_renders_as_jinja_does(
 ) -> None:
     """The direct lookup for `{{ a.b }}` keys gives exactly Jinja's text, or defers to it."""
     from runner.inputs import InputItem
-    from runner.render import CompiledTemplate, KeyRenderer
+    from runner.render import KeyRenderer
+    from runner.spec.templating import CompiledTemplate
 
     job = write_job(
         tmp_path, {"a.jsonl": "{}\n"}, input={"jsonl": "a.jsonl", "key": key}, prompt="x"

@@ -17,8 +17,8 @@ from typing import Any
 from runner import crashpoint, log, pricing
 from runner.backend import BatchGone, RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
 from runner.executor.context import Context
-from runner.records import DeadLetter, ResultRecord
-from runner.sinks.files import SinkRecordError, SinkRecordErrors
+from runner.records import DeadLetter, RequestInfo, ResultRecord
+from runner.sinks import RawLineSink, SinkRecordError, SinkRecordErrors
 from runner.store import PAGE, BatchRow, Outcome
 from runner.store.sinkfeed import FeedPage, Row, Table
 
@@ -120,10 +120,7 @@ def collect_batch(ctx: Context, row: BatchRow, remote: RemoteBatch) -> bool:
 def _settle_missing(ctx: Context, row: BatchRow, reason: str) -> int:
     """Requests of an ended batch with no result are retried, like an expired request."""
     missing = ctx.store.in_flight_of_batch(row.id)
-    outcomes = [
-        _failed(ctx, row, cid, key, path, attempts, "missing_result", reason, retry=True)
-        for cid, key, path, attempts in missing
-    ]
+    outcomes = [_failed(ctx, row, req, "missing_result", reason, retry=True) for req in missing]
     ctx.store.record_outcomes(row.id, outcomes)
     return len(missing)
 
@@ -146,24 +143,23 @@ def _record_results(ctx: Context, row: BatchRow) -> int:
     return seen
 
 
-Known = Mapping[str, tuple[str, str | None, int, bool]]  # Store.batch_requests
-
-
 def classify(
-    ctx: Context, row: BatchRow, line: Mapping[str, Any], known: Known | None = None
+    ctx: Context,
+    row: BatchRow,
+    line: Mapping[str, Any],
+    known: Mapping[str, RequestInfo] | None = None,
 ) -> Outcome | None:
     """Decide one result line (DESIGN.md, Retry). None: not a request of ours in this batch.
     `known` is the batch's requests read once (Store.batch_requests); else read here."""
     cid = str(line.get("custom_id"))
-    info = (known if known is not None else ctx.store.batch_requests(row.id)).get(cid)
-    if info is None:
+    req = (known if known is not None else ctx.store.batch_requests(row.id)).get(cid)
+    if req is None:
         return None
-    key, path, attempts, current = info
     result = line.get("result") or {}
     kind = str(result.get("type"))
     if kind == "succeeded":
         message = result.get("message") or {}
-        return _succeeded(ctx, row, cid, key, path, attempts, message, current)
+        return _succeeded(ctx, row, req, message)
     if kind == "errored":
         envelope = (result.get("error") or {}).get("error") or {}
         etype = str(envelope.get("type") or "unknown_error")
@@ -177,21 +173,27 @@ def classify(
         etype, message, retry = "expired", "batch expired before this request ran", True
     else:
         etype, message, retry = "unknown_result", f"unknown result type {kind!r}", False
-    return _failed(ctx, row, cid, key, path, attempts, etype, message, retry, kind, current)
+    return _failed(ctx, row, req, etype, message, retry, kind)
 
 
 def _failed(
-    ctx: Context, row: BatchRow, cid: str, key: str, path: str | None, attempts: int,
-    etype: str, message: str, retry: bool, kind: str = "errored", current: bool | None = None,
-) -> Outcome:  # fmt: skip
+    ctx: Context,
+    row: BatchRow,
+    req: RequestInfo,
+    etype: str,
+    message: str,
+    retry: bool,
+    kind: str = "errored",
+) -> Outcome:
     """Retry while attempts remain; otherwise a dead letter with the API's message."""
+    cid, attempts = req.custom_id, req.attempts
     if retry and attempts < ctx.job.max_attempts:
         return Outcome(cid, "retry", etype, message)
     if retry:
         message = f"{message} (after {attempts} attempts)"
     letter = DeadLetter(
-        input_key=key,
-        input_path=path,
+        input_key=req.input_key,
+        input_path=req.input_path,
         custom_id=cid,
         outcome=kind if kind in ("errored", "canceled", "expired") else "errored",  # type: ignore[arg-type]
         error_type=etype,
@@ -201,15 +203,13 @@ def _failed(
         spec_hash=ctx.job.spec_hash,
         at=now_rfc3339(),
     )
-    if current is None:
-        current = ctx.store.is_current(cid)
+    current = req.current if req.current is not None else ctx.store.is_current(cid)
     return Outcome(cid, "dead", etype, message, dead=letter if current else None)
 
 
 def _succeeded(
-    ctx: Context, row: BatchRow, cid: str, key: str, path: str | None, attempts: int,
-    message: Mapping[str, Any], current: bool,
-) -> Outcome:  # fmt: skip
+    ctx: Context, row: BatchRow, req: RequestInfo, message: Mapping[str, Any]
+) -> Outcome:
     usage = message.get("usage") or {}
     model = str(message.get("model") or ctx.job.model)
     cost, standard = ctx.price(model, usage)
@@ -217,9 +217,9 @@ def _succeeded(
         str(b.get("text", "")) for b in message.get("content") or () if b.get("type") == "text"
     )
     record = ResultRecord(
-        input_key=key,
-        input_path=path,
-        custom_id=cid,
+        input_key=req.input_key,
+        input_path=req.input_path,
+        custom_id=req.custom_id,
         text=text,
         message=message,
         usage=usage,
@@ -227,15 +227,19 @@ def _succeeded(
         batch_id=row.id,
         model=model,
         spec_hash=ctx.job.spec_hash,
-        attempts=attempts,
+        attempts=req.attempts,
         collected_at=now_rfc3339(),
     )
     # A result of a superseded request (the job was edited meanwhile) only fills a gap.
-    keep = current or not ctx.store.has_result(key)
+    keep = req.current or not ctx.store.has_result(req.input_key)
     return Outcome(
-        cid, "succeeded", result=record if keep else None, usage=_tokens(usage),
-        cost_usd=cost, standard_cost_usd=standard,
-    )  # fmt: skip
+        req.custom_id,
+        "succeeded",
+        result=record if keep else None,
+        usage=_tokens(usage),
+        cost_usd=cost,
+        standard_cost_usd=standard,
+    )
 
 
 def _tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
@@ -254,11 +258,11 @@ def _tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
 def flush_sink(ctx: Context) -> int:
     """Write every collected-but-unwritten result and dead letter to the sink, make it
     durable, then mark the rows written. Safe to repeat: the sink is idempotent. A sink
-    that takes the stored bytes as they are (`upsert_lines`) gets them without a decode and
+    that takes the stored bytes as they are (a `RawLineSink`) gets them without a decode and
     re-encode; any other gets records."""
-    upsert_lines = getattr(ctx.sink, "upsert_lines", None)
-    if upsert_lines is not None:
-        written = _feed(ctx, "results", ctx.store.unwritten_result_lines(), upsert_lines)
+    if isinstance(ctx.sink, RawLineSink):
+        lines = ctx.store.unwritten_result_lines()
+        written = _feed(ctx, "results", lines, ctx.sink.upsert_lines)
     else:
         written = _feed(
             ctx, "results", ctx.store.unwritten_results(), lambda rows: _upsert(ctx, rows)

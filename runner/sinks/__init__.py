@@ -9,7 +9,7 @@ source of truth; a sink is a projection of it that can always be rebuilt.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from runner.errors import BatchrunError
 from runner.records import DeadLetter, ResultRecord
@@ -31,6 +31,36 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Flush and release files or connections."""
+
+
+@runtime_checkable
+class RawLineSink(Sink, Protocol):
+    """A sink that also takes results as the stored JSON bytes, saving a decode and
+    re-encode per result (the JSONL sink, whose lines are those bytes)."""
+
+    def upsert_lines(self, lines: Sequence[tuple[str, str, bytes]]) -> None:
+        """(input_key, custom_id, line) per result; otherwise as `upsert`."""
+
+
+class SinkRecordError(BatchrunError):
+    """One input cannot be written by this sink; the others can.
+
+    The executor turns it into a dead letter of that input with outcome "errored",
+    error_type "sink_error" and `message` as error_message, and carries on.
+    """
+
+    def __init__(self, input_key: str, message: str) -> None:
+        self.input_key = input_key
+        self.message = message
+        super().__init__(f"input {input_key!r}: {message}")
+
+
+class SinkRecordErrors(BatchrunError):
+    """Raised by `upsert` after writing every other record: the inputs it could not write."""
+
+    def __init__(self, errors: Sequence[SinkRecordError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
 
 
 def open_sink(job: JobSpec) -> Sink:

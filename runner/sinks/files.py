@@ -33,7 +33,7 @@ import orjson
 from runner.errors import BatchrunError
 from runner.globs import mirrored_name
 from runner.records import DeadLetter, ResultRecord
-from runner.sinks import atomic
+from runner.sinks import SinkRecordError, SinkRecordErrors, atomic
 from runner.sinks.deadfile import DeadLetterFile, sidecar_path
 from runner.spec.model import FileContent, OutputSpec
 
@@ -55,27 +55,6 @@ _WRITERS = 8
 _NAME_MAX = 255  # bytes per path component on every common filesystem
 _MESSAGE_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS
 _FENCED = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\r?\n(.*?)\r?\n?```$", re.DOTALL)
-
-
-class SinkRecordError(BatchrunError):
-    """One input cannot be written by this sink; the others can.
-
-    The executor turns it into a dead letter of that input with outcome "errored",
-    error_type "sink_error" and `message` as error_message, and carries on.
-    """
-
-    def __init__(self, input_key: str, message: str) -> None:
-        self.input_key = input_key
-        self.message = message
-        super().__init__(f"input {input_key!r}: {message}")
-
-
-class SinkRecordErrors(BatchrunError):
-    """Raised by `upsert` after writing every other record: the inputs it could not write."""
-
-    def __init__(self, errors: Sequence[SinkRecordError]) -> None:
-        self.errors = tuple(errors)
-        super().__init__("\n".join(str(e) for e in self.errors))
 
 
 # ---------------------------------------------------------------------------------------

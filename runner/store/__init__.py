@@ -18,7 +18,14 @@ from typing import IO, Any
 
 import orjson
 
-from runner.records import RETRYABLE, SUBMITTABLE, DeadLetter, RequestStatus, ResultRecord
+from runner.records import (
+    RETRYABLE,
+    SUBMITTABLE,
+    DeadLetter,
+    RequestInfo,
+    RequestStatus,
+    ResultRecord,
+)
 from runner.store.reads import Reads
 from runner.store.schema import MIGRATIONS, PAGE, SCHEMA_VERSION, migrate
 from runner.store.sinkfeed import SinkFeed
@@ -365,14 +372,14 @@ class Store(Reads, SinkFeed):
                     (d.input_key, d.custom_id, _dumps(d)),
                 )
 
-    def in_flight_of_batch(self, batch_id: str) -> list[tuple[str, str, str | None, int]]:
-        """(custom_id, input_key, input_path, attempts) of the batch's uncollected requests."""
+    def in_flight_of_batch(self, batch_id: str) -> list[RequestInfo]:
+        """The batch's uncollected requests."""
         rows = self.db.execute(
             "SELECT custom_id, input_key, input_path, attempts FROM requests "
             "WHERE batch_id = ? AND status = 'in_flight'",
             (batch_id,),
         )
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return [RequestInfo(r[0], r[1], r[2], r[3]) for r in rows]
 
     def finish_batch(self, batch_id: str) -> None:
         """Mark a batch collected; call in the transaction that recorded its outcomes."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from runner.records import DeadLetter, RequestState, ResultRecord
+from runner.records import DeadLetter, RequestInfo, RequestState, ResultRecord
 from runner.store.schema import PAGE
 
 
@@ -88,15 +88,15 @@ class Reads:
         rows = self.db.execute(f"SELECT status, COUNT(*) FROM requests {where} GROUP BY status")
         return {r[0]: r[1] for r in rows}
 
-    def batch_requests(self, batch_id: str) -> dict[str, tuple[str, str | None, int, bool]]:
-        """custom_id -> (input_key, input_path, attempts, current) of a batch's requests:
-        one query per collected batch instead of several per result line."""
+    def batch_requests(self, batch_id: str) -> dict[str, RequestInfo]:
+        """custom_id -> the batch's requests: one query per collected batch instead of
+        several per result line."""
         rows = self.db.execute(
             "SELECT custom_id, input_key, input_path, attempts, current FROM requests "
             "WHERE batch_id = ?",
             (batch_id,),
         )
-        return {r[0]: (r[1], r[2], r[3], bool(r[4])) for r in rows}
+        return {r[0]: RequestInfo(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows}
 
     def has_result(self, input_key: str) -> bool:
         row = self.db.execute("SELECT 1 FROM results WHERE input_key = ?", (input_key,))

@@ -9,7 +9,7 @@ import anthropic
 import httpx2
 import pytest
 
-from runner.backend import CreateUncertain, ResultsUnavailable, Retryable
+from runner.backend import BatchGone, CreateUncertain, ResultsUnavailable, Retryable
 from runner.backend import sdk as backend
 from runner.backend.sdk import Backend
 from runner.errors import RemoteError
@@ -85,7 +85,7 @@ def test_retrieve_503_is_retryable_and_retry_after_ms_wins() -> None:
 
 def test_retrieve_404_means_the_batch_is_gone() -> None:
     api = client_answering(404, {}, error("not_found_error", "no such batch"))
-    with pytest.raises(backend.BatchGone):
+    with pytest.raises(BatchGone):
         api.retrieve("msgbatch_1")
 
 

@@ -135,7 +135,7 @@ def test_kill_during_no_wait_loop(tmp_path: Path, emu: Any) -> None:
     job = write_job(tmp_path, name="chaos", inputs=INPUTS, extra=JOB_EXTRA)
     points = ["after_intent:2", "mid_collect:1", "create_failed:1", "mid_sink_write:1"]
     for i in range(12):
-        crash: dict[str, str] = {"BATCHRUN_TEST_CRASH_AT": points[i % 4]} if i % 2 else {}
+        crash: dict[str, Any] = {"BATCHRUN_TEST_CRASH_AT": points[i % 4]} if i % 2 else {}
         proc = batchrun(emu.base_url, "run", "--no-wait", job, **crash)
         if proc.returncode == -signal.SIGKILL:
             _kills.append(f"no-wait:{points[i % 4]}")

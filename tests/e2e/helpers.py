@@ -51,7 +51,7 @@ def env_for(base_url: str, **extra: str) -> dict[str, str]:
 
 
 def batchrun(
-    base_url: str, *args: str | Path, timeout: float = 120, **env: str
+    base_url: str, *args: str | Path, timeout: float = 120, **env: Any
 ) -> subprocess.CompletedProcess[str]:
     """`batchrun ARGS` in a fresh process, talking to the emulator at `base_url`."""
     argv = [sys.executable, "-m", "runner", "--log-format", "json", *map(str, args)]

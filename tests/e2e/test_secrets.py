@@ -72,7 +72,7 @@ class Transcript:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    def cli(self, base_url: str, *args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, base_url: str, *args: str | Path, **env: Any) -> subprocess.CompletedProcess[str]:
         env.setdefault("ANTHROPIC_API_KEY", KEY)
         proc = batchrun(base_url, "--log-level", "debug", *args, ANTHROPIC_LOG="debug", **env)
         self.texts += [proc.stdout, proc.stderr]

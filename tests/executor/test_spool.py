@@ -3,9 +3,9 @@ them a second time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -22,7 +22,7 @@ REQUESTS = [
 ]
 
 
-def _as_spooled(r: FakeRequest) -> CompiledRequest:
+def _as_spooled(r: CompiledRequest) -> CompiledRequest:
     return CompiledRequest(r.custom_id, r.input_key, r.input_path, r.line, r.betas)
 
 
@@ -36,7 +36,7 @@ def test_replays_exactly_what_was_recorded(tmp_path: Path) -> None:
 
 def test_a_pass_cut_short_is_never_replayed(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    passing = spool.record(REQUESTS)
+    passing = cast(Generator[CompiledRequest, None, None], spool.record(REQUESTS))
     next(passing)
     passing.close()  # the consumer failed mid-way
     assert spool.replay() is None

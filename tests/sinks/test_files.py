@@ -17,14 +17,8 @@ from hypothesis import strategies as st
 
 from runner.errors import BatchrunError
 from runner.records import DeadLetter, ResultRecord
-from runner.sinks.files import (
-    FilesSink,
-    SinkRecordError,
-    SinkRecordErrors,
-    key_filename,
-    parse_json_answer,
-    render,
-)
+from runner.sinks import SinkRecordError, SinkRecordErrors
+from runner.sinks.files import FilesSink, key_filename, parse_json_answer, render
 from runner.spec.model import FileContent, OutputSpec
 from tests.conftest import REPO
 
