@@ -197,7 +197,8 @@ def format_status(s: StatusReport) -> str:
             f"  {b['id']}  {state:<11} {b['requests']:>6} requests  "
             f"age {_duration(b['age_s'])}  {_counts(b['counts'])}"
         )
-    lines += ["  " + line for line in format_cost(dict(s.cost or {}))]
+    if s.requests.get("succeeded"):  # before any result the cost lines would all read 0
+        lines += ["  " + line for line in format_cost(dict(s.cost or {}))]
     for d in s.dead_letters[:20]:
         lines.append(f"  dead: {d['input_key']}: {d['error_type']}: {d['error_message']}")
     if len(s.dead_letters) > 20:
