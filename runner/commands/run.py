@@ -63,6 +63,7 @@ def run_results(
     (`runner.commands.scratch`): the emulator's canned answers never reach the real sink,
     and the real state never points at the emulator's vanished batches."""
     roots = [scratch.root(job, root) if remote.emulate else root for job in jobs]
+    emulated = roots if remote.emulate else [None] * len(jobs)  # what each result names
     if remote.emulate:
         jobs = [scratch.scratch_job(job, root) for job in jobs]
     wheres = [state_dir(job, r) for job, r in zip(jobs, roots, strict=True)]
@@ -79,10 +80,8 @@ def run_results(
         summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait=no_wait) if ctxs else []
         ended = iter(summaries)  # in the order of the opened jobs
         results = [
-            _result(job, where, c, next(ended) if c else None, no_wait, emulated)
-            for job, where, c, emulated in zip(
-                jobs, wheres, opened, roots if remote.emulate else [None] * len(jobs), strict=True
-            )
+            _result(job, where, c, next(ended) if c else None, no_wait, scratch_root)
+            for job, where, c, scratch_root in zip(jobs, wheres, opened, emulated, strict=True)
         ]
         return [_notify(r, c, remote.emulate) for r, c in zip(results, opened, strict=True)]
 
