@@ -60,12 +60,17 @@ def text_of(n_bytes: int, seed: int) -> str:
     return " ".join(words)
 
 
-def make_job(folder: Path, n: int, *, doc_bytes: int = 2048, system_bytes: int = 6144) -> Path:
-    """Write records.jsonl, system.md and job.yaml under `folder`; return the job file."""
+def make_job(
+    folder: Path, n: int, *, doc_bytes: int = 2048, system_bytes: int = 6144, extra: str = ""
+) -> Path:
+    """Write records.jsonl, system.md and job.yaml under `folder` (`extra`: more YAML for
+    the job file); return the job file."""
     folder.mkdir(parents=True, exist_ok=True)
+    texts = [text_of(doc_bytes, i) for i in range(min(n, 1000))]  # distinct, and quick at 1M
     with (folder / "records.jsonl").open("wb") as f:
         for i in range(n):
-            f.write(orjson.dumps({"id": f"doc-{i:06d}", "text": text_of(doc_bytes, i)}) + b"\n")
+            text = texts[i] if i < len(texts) else f"{texts[i % len(texts)]} #{i}"
+            f.write(orjson.dumps({"id": f"doc-{i:07d}", "text": text}) + b"\n")
     (folder / "system.md").write_text(
         "You classify documents. " + text_of(system_bytes, -1), encoding="utf-8"
     )
@@ -79,11 +84,11 @@ def make_job(folder: Path, n: int, *, doc_bytes: int = 2048, system_bytes: int =
         "system: {file: system.md, cache: 1h}\n"
         "prompt: 'Classify this document: {{ input.record.text }}'\n"
         "poll: {interval: 100ms, max_interval: 1s}\n"
-        "output: {type: jsonl, path: out/results.jsonl}\n",
+        "output: {type: jsonl, path: out/results.jsonl}\n" + extra,
         encoding="utf-8",
     )
-    # Inputs written the moment before a run are "racily clean" (runner/fingerprint.py): the
-    # first re-run then compiles in full to be sure. Real inputs are older than RACY_S.
+    # Inputs written the moment before a run are "racily clean" (runner/compile/index.py):
+    # the next pass reads them again to be sure. Real inputs are older than RACY_S.
     an_hour_ago = time.time() - 3600
     for written in (folder / "records.jsonl", folder / "system.md", job):
         os.utime(written, (an_hour_ago, an_hour_ago))

@@ -130,7 +130,8 @@ def plan(job: JobLike, *, state_dir: str | os.PathLike[str] | None = None) -> Pl
     estimate over `budget.max_usd` does not raise: see `Plan.over_budget` (`run` refuses).
     """
     spec = _job(job)
-    return plan_.make_plan(spec, wiring.stored_states(spec, _root(state_dir)))
+    with wiring.read_state(spec, _root(state_dir)) as state:
+        return plan_.plan_job(spec, state)
 
 
 def run(

@@ -228,13 +228,49 @@ def compile_cmd(job: Path, out_dir: Path) -> None:
 )
 @state_dir_option
 @click.option("--emulate", is_flag=True, help="With --count-tokens: ask an in-process emulator.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Save the plan to this file, for `batchrun apply`.",
+)
 def plan_cmd(
-    jobs: tuple[Path, ...], as_json: bool, count_tokens: bool, state_dir: Path | None, emulate: bool
+    jobs: tuple[Path, ...],
+    as_json: bool,
+    count_tokens: bool,
+    state_dir: Path | None,
+    emulate: bool,
+    out: Path | None,
 ) -> None:
     """Show what a run would submit, with estimated tokens and cost; exit 1 over budget."""
     from runner.commands import plan
 
-    sys.exit(_guard(lambda: plan.plan_jobs(jobs, as_json, count_tokens, state_dir, emulate)))
+    sys.exit(_guard(lambda: plan.plan_jobs(jobs, as_json, count_tokens, state_dir, emulate, out)))
+
+
+@cli.command("apply")
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-wait", is_flag=True, help="Do one reconcile pass and exit (cron/CI mode).")
+@emulate_option
+@state_dir_option
+@emulator_config_option
+def apply_cmd(
+    plan_file: Path,
+    no_wait: bool,
+    emulate: bool,
+    state_dir: Path | None,
+    emulator_config: Path | None,
+) -> None:
+    """Submit exactly what a saved plan lists, then carry on like run; refused if stale."""
+    if emulate and no_wait:
+        raise click.UsageError(
+            "--no-wait with --emulate leaves nothing to come back to: the emulator and its "
+            "batches end with this command. Drop --no-wait."
+        )
+    from runner.commands import apply, wiring
+
+    remote = wiring.Remote(emulate, emulator_config)
+    sys.exit(_guard(lambda: apply.apply_plan(plan_file, no_wait, state_dir, remote)))
 
 
 @cli.command("export")

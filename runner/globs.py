@@ -1,5 +1,5 @@
 """The one glob implementation, over POSIX paths relative to a job's folder: used by the
-inputs, by validation (so its warnings match the run) and by the input fingerprint."""
+inputs, by validation (so its warnings match the run) and by the input index."""
 
 from __future__ import annotations
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -59,12 +60,7 @@ def iter_inputs(job: JobSpec, key: KeyFn | None = None) -> Iterator[InputItem]:
     and two inputs with the same key (naming both).
     """
     spec = job.input
-    if spec.kind == "glob":
-        raw: Iterator[InputItem] = _iter_files(job)
-    elif spec.kind == "jsonl":
-        raw = _iter_jsonl(_record_file(job))
-    else:
-        raw = _iter_csv(_record_file(job))
+    raw = _iter_files(job) if spec.kind == "glob" else RecordReader(job).items()
     yield from _keyed(job, raw, key)
 
 
@@ -85,7 +81,7 @@ def _keyed(job: JobSpec, items: Iterator[InputItem], key_fn: KeyFn | None) -> It
     for item in items:
         key = key_fn(item) if key_fn is not None else item.key
         if key in seen:
-            first = _first_with_key(job, key, key_fn)
+            first = first_with_key(job, key, key_fn)
             raise InputError(
                 f"{shown(job.path)}: inputs {first} and {item.origin} have the same key {key!r}: "
                 "each input needs its own key (see input.key)"
@@ -94,13 +90,10 @@ def _keyed(job: JobSpec, items: Iterator[InputItem], key_fn: KeyFn | None) -> It
         yield item if key == item.key else InputItem(key, item.path, item.context, item.blocks)
 
 
-def _first_with_key(job: JobSpec, key: str, key_fn: KeyFn | None) -> str:
+def first_with_key(job: JobSpec, key: str, key_fn: KeyFn | None) -> str:
     """The origin of the first input with `key`: found again rather than stored for every key,
     because duplicates are rare and memory should not grow with the input count."""
-    source = _iter_files(job) if job.input.kind == "glob" else None
-    if source is None:
-        path = _record_file(job)
-        source = _iter_jsonl(path) if job.input.kind == "jsonl" else _iter_csv(path)
+    source = _iter_files(job) if job.input.kind == "glob" else RecordReader(job).items()
     for item in source:
         if (key_fn(item) if key_fn else item.key) == key:
             return item.origin
@@ -120,10 +113,13 @@ def _iter_files(job: JobSpec) -> Iterator[InputItem]:
     for rel in matching_files(job):
         path = job.base_dir / rel
         if path.is_file():
-            yield _file_item(job, rel, path)
+            yield file_item(job, rel, read_input_file(rel, path))
 
 
-def _file_item(job: JobSpec, rel: str, path: Path) -> InputItem:
+def read_input_file(rel: str, path: Path) -> bytes:
+    """The bytes of one input file, refused before reading when no request could hold it.
+
+    Raises `InputError` for an empty file or one over the API's per-request limit."""
     size = path.stat().st_size
     where = shown(path)  # as the user would type it, from where they stand
     if size == 0:
@@ -133,12 +129,20 @@ def _file_item(job: JobSpec, rel: str, path: Path) -> InputItem:
             f"{where}: {size:,} bytes is more than a request may hold "
             f"({limits.MAX_REQUEST_BYTES:,}): split the file or leave it out with input.exclude"
         )
-    data = path.read_bytes()
+    return path.read_bytes()
+
+
+def file_item(job: JobSpec, rel: str, data: bytes) -> InputItem:
+    """The input of the file `rel` (relative to the job folder) whose bytes are `data`."""
+    where = shown(job.base_dir / rel)  # as the user would type it, from where they stand
+    if not data:
+        raise InputError(f"{where}: the file is empty: there is nothing to send")
+    path = Path(rel)
     context: dict[str, Any] = {
         "path": rel,
         "name": path.name,
         "stem": path.stem,
-        "bytes": size,
+        "bytes": len(data),
     }
     as_ = job.input.as_
     if as_ == "text":
@@ -199,44 +203,6 @@ def _record_item(line: int, record: dict[str, Any]) -> InputItem:
     return InputItem(str(line), None, {"record": record, "line": line})
 
 
-def _iter_jsonl(path: Path) -> Iterator[InputItem]:
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise InputError(f"{shown(path)}:{number}: not valid JSON: {exc}") from None
-            if not isinstance(record, dict):
-                kind = type(record).__name__
-                raise InputError(
-                    f"{shown(path)}:{number}: each line must be a JSON object, not {kind}"
-                )
-            yield _record_item(number, record)
-
-
-def _iter_csv(path: Path) -> Iterator[InputItem]:
-    # utf-8-sig: spreadsheets often write a BOM that would otherwise prefix the first column.
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        header = _csv_header(path, reader)
-        last = reader.line_num
-        try:
-            for row in reader:
-                start, last = last + 1, reader.line_num
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise InputError(
-                        f"{shown(path)}:{start}: {len(row)} fields where the header has "
-                        f"{len(header)}"
-                    )
-                yield _record_item(start, dict(zip(header, row, strict=True)))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(f"{shown(path)}:{reader.line_num}: unreadable CSV: {exc}") from None
-
-
 def _csv_header(path: Path, reader: Any) -> list[str]:
     try:
         header: list[str] = next(reader)
@@ -248,3 +214,132 @@ def _csv_header(path: Path, reader: Any) -> list[str]:
     if duplicates:
         raise InputError(f"{shown(path)}:1: duplicate column names in the header: {duplicates}")
     return header
+
+
+# ---------------------------------------------------------------------------------------
+# Records, read from where the last pass stopped
+
+_BLOCK = 1 << 20  # records files are read and hashed in blocks of this size
+
+
+@dataclass(frozen=True)
+class RecordsMark:
+    """Where a pass stopped reading a records file: just after its last complete line
+    (`offset` bytes, `lines` lines), with the sha256 of those bytes; a CSV's header too.
+    A line not ended by a newline is read but not passed: a writer may still be adding to
+    it, so the next pass reads it again."""
+
+    offset: int = 0
+    lines: int = 0
+    sha: str = hashlib.sha256().hexdigest()
+    header: tuple[str, ...] | None = None
+
+
+class RecordReader:
+    """A JSONL or CSV file's records after a mark, hashing every byte it reads, so that the
+    next pass can prove the part before its mark unchanged and read only what was added."""
+
+    def __init__(self, job: JobSpec) -> None:
+        self.job = job
+        self.path = _record_file(job)
+        self._hash = hashlib.sha256()
+        self.mark = RecordsMark()  # after a complete iteration: where this pass stopped
+
+    def continues(self, mark: RecordsMark) -> bool:
+        """Whether the file still begins with the bytes `mark` covers (it may have grown).
+        If so, the hash goes on from the mark; if not, reading starts over."""
+        h = hashlib.sha256()
+        with self.path.open("rb") as fh:
+            left = mark.offset
+            while left > 0 and (block := fh.read(min(_BLOCK, left))):
+                h.update(block)
+                left -= len(block)
+        if left or h.hexdigest() != mark.sha:
+            return False
+        self._hash = h
+        return True
+
+    def items(self, mark: RecordsMark | None = None) -> Iterator[InputItem]:
+        """The records after `mark` (from the start if None), in file order; `self.mark` is
+        set once the last one has been yielded."""
+        start = mark or RecordsMark()
+        if start.offset == 0:
+            self._hash = hashlib.sha256()
+        with self.path.open("rb") as fh:
+            fh.seek(start.offset)
+            if self.job.input.kind == "jsonl":
+                yield from self._jsonl(fh, start)
+            else:
+                yield from self._csv(fh, start)
+
+    def _jsonl(self, fh: IO[bytes], start: RecordsMark) -> Iterator[InputItem]:
+        offset, number, carry = start.offset, start.lines, b""
+        while block := fh.read(_BLOCK):
+            block = carry + block
+            cut = block.rfind(b"\n") + 1
+            carry = block[cut:]
+            if not cut:
+                continue
+            self._hash.update(memoryview(block)[:cut])
+            offset += cut
+            for raw in block[: cut - 1].split(b"\n"):
+                number += 1
+                if raw.strip():
+                    yield _jsonl_item(self.path, number, raw)
+        self.mark = RecordsMark(offset, number, self._hash.hexdigest())
+        if carry.strip():
+            yield _jsonl_item(self.path, number + 1, carry)
+
+    def _csv(self, fh: IO[bytes], start: RecordsMark) -> Iterator[InputItem]:
+        fed = _FedLines(fh, self._hash, start.offset, start.lines)
+        reader = csv.reader(fed)
+        header = list(start.header) if start.header is not None else _csv_header(self.path, reader)
+        mark = RecordsMark(fed.offset, fed.lines, self._hash.hexdigest(), tuple(header))
+        try:
+            for row in reader:
+                first = mark.lines + 1
+                if fed.complete:
+                    mark = RecordsMark(fed.offset, fed.lines, self._hash.hexdigest(), mark.header)
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise InputError(
+                        f"{shown(self.path)}:{first}: {len(row)} fields where the header has "
+                        f"{len(header)}"
+                    )
+                yield _record_item(first, dict(zip(header, row, strict=True)))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{shown(self.path)}:{fed.lines}: unreadable CSV: {exc}") from None
+        self.mark = mark
+
+
+class _FedLines:
+    """The lines of a CSV file as text, for `csv.reader`, counting and hashing the complete
+    ones: after the reader yields a row, `offset` and `lines` are at that row's end."""
+
+    def __init__(self, fh: IO[bytes], digest: Any, offset: int, lines: int) -> None:
+        self._fh, self._digest = fh, digest
+        self.offset, self.lines, self.complete = offset, lines, True
+
+    def __iter__(self) -> Iterator[str]:
+        # utf-8-sig for the first line: spreadsheets often write a BOM before the header.
+        encoding = "utf-8-sig" if self.offset == 0 else "utf-8"
+        for raw in self._fh:
+            self.complete = raw.endswith(b"\n")
+            if self.complete:
+                self._digest.update(raw)
+                self.offset += len(raw)
+                self.lines += 1
+            yield raw.decode(encoding)
+            encoding = "utf-8"
+
+
+def _jsonl_item(path: Path, number: int, raw: bytes) -> InputItem:
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{shown(path)}:{number}: not valid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        kind = type(record).__name__
+        raise InputError(f"{shown(path)}:{number}: each line must be a JSON object, not {kind}")
+    return _record_item(number, record)

@@ -174,16 +174,27 @@ def costs(
     write_5m, write_1h = cache_writes(usage)
     uncached, read = _n(usage, "input_tokens"), _n(usage, "cache_read_input_tokens")
     tier = prices.for_prompt(uncached + write_5m + write_1h + read)
+    geo_applies = us_geo_applies(model) if model is not None else prices.us_geo_applies
+    us = geo_applies and usage.get("inference_geo") == "us"
+    return tier_costs(tier, (uncached, write_5m, write_1h, read, _n(usage, "output_tokens")), us)
+
+
+def tier_costs(
+    tier: Prices, tokens: tuple[int, int, int, int, int], us: bool
+) -> tuple[float, float]:
+    """(batch, standard) USD of `tokens` (uncached input, 5m and 1h cache writes, cache
+    reads, output) all billed at `tier`; `us`: US-only inference, where it costs more. Costs
+    are linear within a tier, so a plan sums the tokens of a tier and prices them once."""
+    uncached, write_5m, write_1h, read, output = tokens
     per_million = (
         uncached * tier.input
         + write_5m * tier.cache_write_5m
         + write_1h * tier.cache_write_1h
         + read * tier.cache_read
-        + _n(usage, "output_tokens") * tier.output
+        + output * tier.output
     )
     batch, standard = BATCH_MULTIPLIER, 1.0
-    geo_applies = us_geo_applies(model) if model is not None else prices.us_geo_applies
-    if geo_applies and usage.get("inference_geo") == "us":
+    if us:
         batch *= US_GEO_MULTIPLIER
         standard *= US_GEO_MULTIPLIER
     return batch * per_million / 1e6, standard * per_million / 1e6

@@ -77,6 +77,10 @@ class ResultRecord:
     collected_at: str  # RFC 3339, UTC
 
     outcome: Literal["succeeded"] = "succeeded"
+    # With an output schema: the answer parsed and validated (a JSON object); else None.
+    data: Any = None
+    # With `output.include`: the named fields of the input, by name; else None.
+    include: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

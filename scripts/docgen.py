@@ -46,7 +46,7 @@ def _type_of(node: dict[str, Any]) -> str:
         t = node["type"]
         if t == "array" and "items" in node and "type" in node["items"]:
             return f"list of {node['items']['type']}"
-        return str(t)
+        return " or ".join(t) if isinstance(t, list) else str(t)
     alternatives = node.get("oneOf") or node.get("anyOf") or []
     types = [_type_of(alt) for alt in alternatives if _type_of(alt)]
     return " or ".join(dict.fromkeys(types))

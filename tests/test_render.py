@@ -269,3 +269,49 @@ def test_key_shortcut_renders_as_jinja_does(
             KeyRenderer(job).render(item)
         return
     assert KeyRenderer(job).render(item) == expected
+
+
+# --- the fast path for text with dotted names: the same text as Jinja, or Jinja itself ----
+
+FAST_CONTEXT: dict[str, Any] = {
+    "vars": {"lang": "en", "n": 3, "f": 1.5, "none": None, "flag": True, "items": "shadowed"},
+    "job": {"name": "t", "model": "m"},
+    "input": {"text": "héllo {{ not a template }}", "bytes": 12, "record": {"list": [1, 2]}},
+}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Say {{ input.text }}",
+        "{{input.text}}!\n",
+        "a {{ vars.lang }} b {{ job.name }}{{ vars.n }}",
+        "{{ input.bytes }} bytes",
+        "{{ vars.f }} {{ vars.none }} {{ vars.flag }}",  # left to Jinja: not str or int
+        "{{ input.record.list }}",
+        "{{ vars.items }}",  # a dict attribute's name: Jinja's lookup differs, so Jinja
+        "{{ vars.lang | upper }} {{ vars.lang }}",  # a filter: all of it through Jinja
+        "{% if vars.n %}{{ vars.lang }}{% endif %}",
+        "line one\r\nline {{ vars.lang }}",  # Jinja normalises the line ending
+        "plain text, no substitution",
+        "{{ vars.lang }}}",
+    ],
+)
+def test_fast_path_renders_what_jinja_renders(tmp_path: Path, source: str) -> None:
+    from runner.render import _Template
+    from runner.spec.model import Template
+    from runner.spec.templating import CompiledTemplate
+
+    template = Template(source, tmp_path / "job.yaml")
+    expected = CompiledTemplate(template).render(FAST_CONTEXT, "input 'x'")
+    assert _Template(template).render(FAST_CONTEXT, "input 'x'") == expected
+
+
+def test_fast_path_leaves_errors_to_jinja(tmp_path: Path) -> None:
+    """An undefined name fails with Jinja's message, file and line, as before."""
+    from runner.render import _Template
+    from runner.spec.model import Template
+
+    template = Template("Say {{ input.missing }}", tmp_path / "job.yaml", line=7)
+    with pytest.raises(InputError, match=r"job\.yaml:7: .*input 'x'.*missing"):
+        _Template(template).render(FAST_CONTEXT, "input 'x'")

@@ -5,7 +5,8 @@ record at a time, so memory stays flat whatever the job size.
 
 - JSONL: one object per line with every field of the record (`record_to_json`), the same
   line the JSONL sink writes; `record_from_json` reads a line back into an equal record.
-- CSV: a header row of `CSV_COLUMNS`, then one row per record; usage figures flattened as
+- CSV: a header row of `CSV_COLUMNS` (then the job's included fields and output schema
+  properties, as in the SQLite sink), then one row per record; usage figures flattened as
   `usage.<field>`, the message left out (use JSONL for it). Empty cell = null. Fields with
   commas, quotes or newlines are quoted (RFC 4180, CRLF line ends), so `csv.reader` reads
   back exactly the strings written.
@@ -19,16 +20,17 @@ import io
 import os
 import secrets
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
 import orjson
 
 from runner.commands.wiring import state_dir, state_ref
-from runner.errors import BatchrunError, ExitCode
+from runner.errors import BatchrunError, ExitCode, SpecError
 from runner.records import ResultRecord
-from runner.spec import JobRef, JobSpec
+from runner.sinks.columns import Column, csv_value, job_columns
+from runner.spec import JobRef, JobSpec, load_job
 from runner.store import Store
 
 Format = Literal["jsonl", "csv"]
@@ -61,22 +63,30 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 
 
-def export(records: Iterable[ResultRecord], fmt: Format, out: IO[bytes] | IO[str]) -> int:
+def export(
+    records: Iterable[ResultRecord],
+    fmt: Format,
+    out: IO[bytes] | IO[str],
+    columns: Sequence[Column] = (),
+) -> int:
     """Write `records` to `out` in `fmt`; return how many were written.
 
     `out` may be binary (a file opened "wb", `sys.stdout.buffer`) or text; text streams
     should be opened with `newline=""` so CSV line ends are not translated. `out` is left
-    open.
+    open. `columns` (sinks/columns.py: included fields, output schema properties) follow
+    `CSV_COLUMNS` in a CSV, as in the SQLite sink's table.
     """
     write = _writer(out)
     if fmt == "jsonl":
         return _export_jsonl(records, write)
     if fmt == "csv":
-        return _export_csv(records, write)
+        return _export_csv(records, write, columns)
     raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-def export_file(records: Iterable[ResultRecord], fmt: Format, path: Path) -> int:
+def export_file(
+    records: Iterable[ResultRecord], fmt: Format, path: Path, columns: Sequence[Column] = ()
+) -> int:
     """`export` into the file `path`, atomically: a failed export leaves any old file whole.
 
     Written to a temp file beside `path`, fsynced, then renamed over it.
@@ -85,7 +95,7 @@ def export_file(records: Iterable[ResultRecord], fmt: Format, path: Path) -> int
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.export-tmp")
     try:
         with tmp.open("wb") as out:
-            count = export(records, fmt, out)
+            count = export(records, fmt, out, columns)
             out.flush()
             os.fsync(out.fileno())
         tmp.replace(path)
@@ -115,7 +125,9 @@ def record_to_json(record: ResultRecord) -> bytes:
 def record_from_json(line: bytes | str) -> ResultRecord:
     """The record a `record_to_json` line (or a JSONL sink line) holds."""
     body = orjson.loads(line)
-    return ResultRecord(**{f.name: body[f.name] for f in dataclasses.fields(ResultRecord)})
+    # A line written before a field was added lacks it: the field's default stands.
+    fields = dataclasses.fields(ResultRecord)
+    return ResultRecord(**{f.name: body[f.name] for f in fields if f.name in body})
 
 
 def _export_jsonl(records: Iterable[ResultRecord], write: Callable[[bytes], Any]) -> int:
@@ -169,14 +181,17 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _export_csv(records: Iterable[ResultRecord], write: Callable[[bytes], Any]) -> int:
+def _export_csv(
+    records: Iterable[ResultRecord], write: Callable[[bytes], Any], columns: Sequence[Column]
+) -> int:
     # csv writes text; one small buffer per row keeps memory flat and the output binary.
     buffer = io.StringIO()
     rows = csv.writer(buffer)
-    rows.writerow(CSV_COLUMNS)
+    rows.writerow([*CSV_COLUMNS, *(c.name for c in columns)])
     count = 0
     for record in records:
-        rows.writerow(csv_row(record))
+        extra = [_cell(csv_value(c.value(record))) for c in columns]
+        rows.writerow(csv_row(record) + extra)
         count += 1
         write(buffer.getvalue().encode("utf-8"))
         buffer.seek(0)
@@ -185,11 +200,12 @@ def _export_csv(records: Iterable[ResultRecord], write: Callable[[bytes], Any]) 
     return count
 
 
-def export_to(job: JobSpec | JobRef, fmt: Format, out: Path, root: Path | None) -> int:
+def export_to(job: JobSpec, fmt: Format, out: Path, root: Path | None) -> int:
     """The job's current results written atomically to `out` (the Python API's export)."""
+    columns = job_columns(job) if fmt == "csv" else ()
     store = _open_state(job, root)
     try:
-        return export_file(store.iter_results(), fmt, out)
+        return export_file(store.iter_results(), fmt, out, columns)
     finally:
         store.close()
 
@@ -201,18 +217,28 @@ def _open_state(job: JobSpec | JobRef, root: Path | None) -> Store:
     return Store.open(where)
 
 
+def _extra_columns(path: Path) -> tuple[Column, ...]:
+    """The job's included-field and output-schema columns; none while its file has errors
+    (`state_ref` has warned about them)."""
+    try:
+        return job_columns(load_job(path))
+    except SpecError:
+        return ()
+
+
 def export_job(path: Path, fmt: str, out: Path | None, root: Path | None) -> int:
     """`batchrun export`: the job's current results from its state, whatever the sink, as
     JSONL or CSV, to a file (written atomically) or to stdout."""
     job = state_ref(path)
+    columns = _extra_columns(path) if fmt == "csv" else ()
     store = _open_state(job, root)
     try:
         records = store.iter_results()
         kind: Format = "csv" if fmt == "csv" else "jsonl"
         if out is not None:
-            count = export_file(records, kind, out)
+            count = export_file(records, kind, out, columns)
         else:
-            count = export(records, kind, sys.stdout.buffer)
+            count = export(records, kind, sys.stdout.buffer, columns)
             sys.stdout.buffer.flush()
     finally:
         store.close()

@@ -4,6 +4,7 @@ code path for both, so a script sees exactly what the command line reports."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,6 +140,12 @@ class StatusReport:
     dead_letters: Sequence[Mapping[str, Any]] = ()
     cost: Mapping[str, Any] | None = None
 
+    @property
+    def dead_letters_by_type(self) -> dict[str, int]:
+        """How many dead letters of each error type (invalid_output, refusal, ...)."""
+        found = Counter(str(d.get("error_type")) for d in self.dead_letters)
+        return dict(sorted(found.items()))
+
     def as_dict(self) -> dict[str, Any]:
         """Exactly what `status --json` prints for this job."""
         if self.never_run:
@@ -148,6 +155,7 @@ class StatusReport:
             "requests": dict(self.requests),
             "batches": list(self.batches),
             "dead_letters": list(self.dead_letters),
+            "dead_letters_by_type": self.dead_letters_by_type,
             "cost": self.cost,
         }
 
@@ -199,6 +207,9 @@ def format_status(s: StatusReport) -> str:
         )
     if s.requests.get("succeeded"):  # before any result the cost lines would all read 0
         lines += ["  " + line for line in format_cost(dict(s.cost or {}))]
+    if s.dead_letters:
+        by_type = s.dead_letters_by_type
+        lines.append("  dead letters: " + ", ".join(f"{n} {t}" for t, n in by_type.items()))
     for d in s.dead_letters[:20]:
         lines.append(f"  dead: {d['input_key']}: {d['error_type']}: {d['error_message']}")
     if len(s.dead_letters) > 20:

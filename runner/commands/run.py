@@ -55,13 +55,16 @@ def run_results(
     *,
     show_progress: bool = True,
     display: Display | None = None,
+    planned: Sequence[frozenset[str]] | None = None,
 ) -> list[outcomes.RunResult]:
     """Run jobs together, each at its own pace; one result per job, in order. Prints
     nothing but what `display` shows (nothing by default).
 
     With --emulate each job runs on a fresh scratch copy of its state and outputs
     (`runner.commands.scratch`): the emulator's canned answers never reach the real sink,
-    and the real state never points at the emulator's vanished batches."""
+    and the real state never points at the emulator's vanished batches.
+    `planned` (apply): per job, the custom_ids of its saved plan, the only ones submitted
+    besides retries."""
     roots = [scratch.root(job, root) if remote.emulate else root for job in jobs]
     emulated = roots if remote.emulate else [None] * len(jobs)  # what each result names
     if remote.emulate:
@@ -77,7 +80,10 @@ def run_results(
         stack.enter_context(shown)
         for ctx in ctxs:
             _show(ctx, shown)
-        summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait=no_wait) if ctxs else []
+        narrowed = None
+        if planned is not None:  # `apply`: each opened job submits its saved plan's requests
+            narrowed = [ids for ids, c in zip(planned, opened, strict=True) if c is not None]
+        summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait, narrowed) if ctxs else []
         ended = iter(summaries)  # in the order of the opened jobs
         results = [
             _result(job, where, c, next(ended) if c else None, no_wait, scratch_root)

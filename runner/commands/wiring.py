@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from runner import log
 from runner.backend import Lazy, Retryable, require_api_key
 from runner.errors import BatchrunError
-from runner.executor.context import BudgetCheck, Compiler, Context, Pricer
-from runner.records import RequestState
+from runner.executor.context import Compiler, Context, Pricer
 from runner.sinks import open_sink
 from runner.spec import JobRef, JobSpec, load_ref
 from runner.store import LockHeld, Store, default_state_dir
@@ -105,9 +104,15 @@ def compiler() -> Compiler:
     """runner.compile as the executor sees it. Imported when a command that compiles builds
     its context: status, export and validate never load the render stack."""
     from runner import compile as compile_
-    from runner.compile import fingerprint
+    from runner.compile import index
+    from runner.plan import diff
 
-    return Compiler(compile_.iter_requests, compile_.make_chunks, fingerprint.fingerprint)
+    return Compiler(
+        compile_.iter_requests,
+        compile_.make_chunks,
+        source=diff.incremental_source,
+        requests_for=index.requests_for,
+    )
 
 
 def pricer(job: JobSpec) -> Pricer:
@@ -140,26 +145,6 @@ def _no_progress(_text: str) -> None:
     """For the Python API: a library does not draw on its caller's terminal."""
 
 
-def budget_check(store: Store) -> BudgetCheck:
-    """The job's budget, checked once per command against the plan of what is to submit."""
-    checked = False
-
-    def check(job: JobSpec, custom_ids: set[str]) -> None:
-        nonlocal checked
-        if checked or (job.budget_usd is None and job.budget_total_usd is None):
-            return
-        from runner import plan
-        from runner.plan.total import check_total, spent_usd
-
-        states = {s.custom_id: s for s in store.iter_states()}
-        planned = plan.make_plan(job, states)
-        plan.check_budget(planned)
-        check_total(planned, job.budget_total_usd, spent_usd(store))
-        checked = True
-
-    return check
-
-
 def make_context(job: JobSpec, store: Store, api: Backend, show_progress: bool = True) -> Context:
     return Context(
         job=job,
@@ -168,7 +153,6 @@ def make_context(job: JobSpec, store: Store, api: Backend, show_progress: bool =
         sink=open_sink(job),
         compiler=compiler(),
         price=pricer(job),
-        check_budget=budget_check(store),
         progress=progress_line() if show_progress else _no_progress,
     )
 
@@ -214,14 +198,16 @@ def _refuse_lost_state(job: JobSpec, store: Store) -> None:
         )
 
 
-def stored_states(job: JobSpec, root: Path | None = None) -> dict[str, RequestState] | None:
-    """Every request the job's state knows (for `plan`), or None if it never ran."""
+@contextlib.contextmanager
+def read_state(job: JobSpec, root: Path | None = None) -> Iterator[Store | None]:
+    """The job's state to read (for `plan`; None if it never ran): no lock, no writes."""
     where = state_dir(job, root)
     if not Store.exists(where):
-        return None
+        yield None
+        return
     store = Store.open(where)
     try:
-        return {s.custom_id: s for s in store.iter_states(current_only=False)}
+        yield store
     finally:
         store.close()
 

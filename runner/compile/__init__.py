@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import orjson
 
 from runner import limits
 from runner.errors import InputError
+from runner.inputs import InputItem
 from runner.render import Renderer, keyed_inputs
 from runner.spec import JobSpec
 
@@ -77,6 +78,13 @@ def custom_id(
     return _finish_id(_id_seed(job_name, betas), input_key, orjson.dumps(params, option=_SORT))
 
 
+def chunk_digest(betas: Sequence[str], custom_ids: Sequence[str]) -> str:
+    """The sha256 that identifies a chunk (its intent's `chunk_sha256`): of its beta set and
+    custom_ids, each itself a digest of its request's bytes. As telling as hashing the body,
+    at a two-hundredth of the bytes (the body's sha256 was ~0.7 s per 100k requests)."""
+    return hashlib.sha256(orjson.dumps([list(betas), list(custom_ids)])).hexdigest()
+
+
 def normal_betas(betas: Iterable[str]) -> tuple[str, ...]:
     """The canonical form of a beta set: sorted, without repeats (one chunk per set)."""
     return tuple(sorted(set(betas)))
@@ -98,24 +106,38 @@ def iter_compiled(job: JobSpec) -> Iterator[tuple[CompiledRequest, dict[str, Any
     Raises `InputError` for a bad input, a render error, or a request larger than a single
     batch may hold (`batch.max_bytes`, or the API's per-request limit), naming the input.
     """
-    renderer = Renderer(job)
-    system_sorted = orjson.Fragment(orjson.dumps(renderer.system, option=_SORT))
-    system_natural = orjson.Fragment(orjson.dumps(renderer.system))
-    seed = _id_seed(job.name, job.betas)
-    betas = normal_betas(job.betas)
-    limit = min(limits.MAX_REQUEST_BYTES, body_limit(job.max_bytes) - BODY_OVERHEAD)
+    builder = RequestBuilder(job)
     for item in keyed_inputs(job):
-        params = renderer.params(item)
-        if renderer.system is not None:
-            params["system"] = system_sorted
-        cid = _finish_id(seed, item.key, orjson.dumps(params, option=_SORT))
-        if renderer.system is not None:
-            params["system"] = system_natural
+        yield builder.build(item)
+
+
+class RequestBuilder:
+    """Builds the requests of one job, one input at a time: templates compiled, the system
+    prompt rendered and serialised, and the job's part of every custom_id hashed, once."""
+
+    def __init__(self, job: JobSpec) -> None:
+        self.renderer = renderer = Renderer(job)
+        self._system_sorted = orjson.Fragment(orjson.dumps(renderer.system, option=_SORT))
+        self._system_natural = orjson.Fragment(orjson.dumps(renderer.system))
+        self._seed = _id_seed(job.name, job.betas)
+        self._betas = normal_betas(job.betas)
+        self._limit = min(limits.MAX_REQUEST_BYTES, body_limit(job.max_bytes) - BODY_OVERHEAD)
+
+    def build(self, item: InputItem) -> tuple[CompiledRequest, dict[str, Any]]:
+        """The request of one keyed input, and its params. Raises `InputError` (see
+        `iter_compiled`)."""
+        params = self.renderer.params(item)
+        system = self.renderer.system is not None
+        if system:
+            params["system"] = self._system_sorted
+        cid = _finish_id(self._seed, item.key, orjson.dumps(params, option=_SORT))
+        if system:
+            params["system"] = self._system_natural
         params_bytes = orjson.dumps(params)
         line = b'{"custom_id":"' + cid.encode("ascii") + b'","params":' + params_bytes + b"}"
-        if len(line) > limit:
-            raise too_large(item.key, len(line), limit)
-        yield CompiledRequest(cid, item.key, item.path, line, betas), params
+        if len(line) > self._limit:
+            raise too_large(item.key, len(line), self._limit)
+        return CompiledRequest(cid, item.key, item.path, line, self._betas), params
 
 
 def too_large(input_key: str, size: int, limit: int) -> InputError:

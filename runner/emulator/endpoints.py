@@ -66,10 +66,50 @@ def model_info(model: catalog.Model) -> dict[str, Any]:
         # Release dates are not in the contract; the SDK documents epoch for "unknown".
         "created_at": rfc3339(0),
         "lifecycle": "active",
+        "deprecated_at": None,
+        "retires_at": None,
         "line": model.line,
         "max_input_tokens": model.context,
         "max_tokens": model.max_tokens,
+        "capabilities": _CAPABILITIES,
     }
+
+
+def _yes(supported: bool = True) -> dict[str, bool]:
+    return {"supported": supported}
+
+
+# What `capabilities` holds for every model the emulator knows (all support structured
+# outputs, contract 10b); the keys are those the SDK types as always present.
+_CAPABILITIES: dict[str, Any] = {
+    "batch": _yes(),
+    "citations": _yes(),
+    "code_execution": _yes(),
+    "context_management": {
+        "supported": True,
+        "clear_thinking_20251015": _yes(),
+        "clear_tool_uses_20250919": _yes(),
+        "compact_20260112": None,
+    },
+    "effort": {
+        "supported": True,
+        **{level: _yes() for level in ("low", "medium", "high", "max")},
+        "xhigh": None,
+    },
+    "image_input": _yes(),
+    "pdf_input": _yes(),
+    "server_tools": {"supported": True, "code_execution": _yes(), "web_search": _yes()},
+    "structured_outputs": _yes(),
+    "thinking": {
+        "supported": True,
+        "types": {
+            "adaptive": _yes(),
+            "between_tools": _yes(),
+            "disabled": _yes(),
+            "enabled": _yes(),
+        },
+    },
+}
 
 
 def models(model_id: str | None, query: Mapping[str, list[str]]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ class Context:
 def check(params: Any, ctx: Context) -> str | None:
     """The invalid_request_error message for bad params of a batch request, or None when
     they are acceptable."""
-    return _run(params, ctx, (_model_and_tokens, _forbidden, *PROMPT_STEPS))
+    return _run(params, ctx, (_model_and_tokens, _forbidden, _output_config, *PROMPT_STEPS))
 
 
 def check_prompt(body: Any, ctx: Context) -> str | None:
@@ -84,6 +84,23 @@ def _forbidden(params: Mapping[str, Any], ctx: Context) -> str | None:
     profile = params.get("user_profile_id")
     if ctx.user_profile_id and profile is not None and profile != ctx.user_profile_id:
         return "user_profile_id: does not match the anthropic-user-profile-id header"
+    return None
+
+
+def _output_config(params: Mapping[str, Any], _: Context) -> str | None:
+    """The shape of structured outputs' `output_config.format` (contract 10b)."""
+    config = params.get("output_config")
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        return "output_config: Input should be a valid dictionary"
+    fmt = config.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return "output_config.format.type: Input should be 'json_schema'"
+    if not isinstance(fmt.get("schema"), dict):
+        return "output_config.format.schema: Input should be a valid dictionary"
     return None
 
 

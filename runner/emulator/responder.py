@@ -10,8 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from runner.emulator import params as params_check
 from runner.emulator import prompt as prompt_mod
+from runner.emulator import structured
 from runner.emulator.config import ResponseRule
 from runner.emulator.prompt import Breakpoint
 
@@ -32,6 +35,8 @@ class Record:
     inference_geo: str | None = None
     message_id: str = ""
     thinking: str | None = None
+    tool_name: str | None = None  # forced tool use: `text` is the tool's input as JSON
+    beta: bool = False  # sent with an anthropic-beta header: answered as a BetaMessage
 
     def to_row(self) -> list[Any]:
         bps = [[b.tokens, b.prefix_hash, b.ttl, b.lookback] for b in self.breakpoints]
@@ -43,7 +48,9 @@ class Record:
             Breakpoint(bp[0], bp[1], bp[2], tuple((t, h) for t, h in bp[3]) if bp[3:] else ())
             for bp in row[-1]
         )
-        return cls(**dict(zip(_ROW_FIELDS, row[:-1], strict=True)), breakpoints=bps)
+        # A row saved before a field was added is shorter: the missing fields default.
+        fields = _ROW_FIELDS[: len(row) - 1]
+        return cls(**dict(zip(fields, row[:-1], strict=True)), breakpoints=bps)
 
 
 _ROW_FIELDS = (
@@ -58,6 +65,8 @@ _ROW_FIELDS = (
     "inference_geo",
     "message_id",
     "thinking",
+    "tool_name",
+    "beta",
 )
 
 
@@ -85,7 +94,7 @@ def make_record(
     if thinking is not None:
         thinking = thinking[: max_tokens * 4]  # thinking counts against max_tokens too
     spent = prompt_mod.text_tokens(thinking or "")
-    text, stop = _reply(model, prompt, rule, max_tokens - spent)
+    text, stop, tool_name = _answer(model, prompt, params, rule, max_tokens - spent)
     geo = params.get("inference_geo")
     return Record(
         custom_id,
@@ -98,7 +107,38 @@ def make_record(
         inference_geo=geo if isinstance(geo, str) else None,
         message_id="msg_emu" + hashlib.sha256(f"{prompt.digest}\0{text}".encode()).hexdigest()[:20],
         thinking=thinking,
+        tool_name=tool_name,
+        beta=bool(ctx.betas),
     )
+
+
+def _answer(
+    model: str,
+    prompt: prompt_mod.Prompt,
+    params: dict[str, Any],
+    rule: ResponseRule | None,
+    max_tokens: int,
+) -> tuple[str, str, str | None]:
+    """(text, stop_reason, the forced tool's name when the answer is its tool_use)."""
+    tool = structured.forced_tool(params) if rule is None or rule.text is None else None
+    text, stop = _reply(_default_text(model, prompt, params, tool), prompt, rule, max_tokens)
+    if tool is not None and stop == "end_turn":
+        return text, "tool_use", tool[0]
+    return text, stop, None
+
+
+def _default_text(
+    model: str,
+    prompt: prompt_mod.Prompt,
+    params: dict[str, Any],
+    tool: tuple[str, Mapping[str, Any]] | None,
+) -> str:
+    """The unscripted answer: the forced tool's input, JSON valid against the output
+    schema, or the echo of the prompt (contract 10b)."""
+    schema = tool[1] if tool is not None else structured.output_schema(params)
+    if schema is not None:
+        return structured.answer_text(schema, prompt.digest)
+    return f"Emulated reply from {model} to prompt {prompt.digest}: {prompt.last_user_words}"
 
 
 def _rule(
@@ -120,9 +160,8 @@ def _thinking(params: dict[str, Any], prompt: prompt_mod.Prompt) -> str | None:
 
 
 def _reply(
-    model: str, prompt: prompt_mod.Prompt, rule: ResponseRule | None, max_tokens: int
+    text: str, prompt: prompt_mod.Prompt, rule: ResponseRule | None, max_tokens: int
 ) -> tuple[str, str]:
-    text = f"Emulated reply from {model} to prompt {prompt.digest}: {prompt.last_user_words}"
     if rule is not None and rule.text is not None:
         text = rule.text
     # Even scripted text obeys max_tokens: output_tokens never exceed it.
@@ -134,7 +173,8 @@ def _reply(
 
 
 def message(record: Record, usage: Mapping[str, Any]) -> dict[str, Any]:
-    """The succeeded result's Message (contract section 7)."""
+    """The succeeded result's Message (contract section 7). Every field the official SDKs
+    type as always present is sent, null when empty (contract 10b)."""
     return {
         "id": record.message_id,
         "type": "message",
@@ -143,12 +183,39 @@ def message(record: Record, usage: Mapping[str, Any]) -> dict[str, Any]:
         "content": _content(record),
         "stop_reason": record.stop_reason,
         "stop_sequence": None,
+        "stop_details": _stop_details(record),
+        "container": None,
+        "diagnostics": None,
         "usage": usage,
+    } | (_beta_fields(usage) if record.beta else {})
+
+
+def _beta_fields(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """What a BetaMessage has besides a Message's fields, null when empty (contract 10b)."""
+    return {
+        "context_management": None,
+        "usage": {**usage, "iterations": None, "fallback_credit": None},
     }
 
 
+def _stop_details(record: Record) -> dict[str, Any] | None:
+    if record.stop_reason != "refusal":
+        return None
+    return {"type": "refusal", "category": None, "explanation": None}
+
+
 def _content(record: Record) -> list[dict[str, Any]]:
-    text = {"type": "text", "text": record.text}
+    text: dict[str, Any]
+    if record.tool_name is not None:
+        text = {
+            "type": "tool_use",
+            "id": "toolu_emu" + record.message_id.removeprefix("msg_emu"),
+            "name": record.tool_name,
+            "input": orjson.loads(record.text),
+            "caller": {"type": "direct"},
+        }
+    else:
+        text = {"type": "text", "text": record.text, "citations": None}
     if record.thinking is None:
         return [text]
     signature = "emu" + record.message_id.removeprefix("msg_emu")

@@ -35,4 +35,8 @@ class Usage(NamedTuple):
             "output_tokens_details": (
                 {"thinking_tokens": self.thinking_tokens} if self.thinking_tokens else None
             ),
+            # Always present in the SDKs' types, null when empty (contract 10b): batches
+            # run no server tools and have no fast mode.
+            "server_tool_use": None,
+            "speed": None,
         }

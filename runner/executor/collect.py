@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from runner import crashpoint, log, pricing
 from runner.backend import BatchGone, RemoteBatch, ResultsGone, ResultsUnavailable, Retryable
+from runner.executor import answers
 from runner.executor.context import Context
 from runner.records import DeadLetter, RequestInfo, ResultRecord
 from runner.sinks import RawLineSink, SinkRecordError, SinkRecordErrors
@@ -216,6 +217,10 @@ def _succeeded(
     text = "".join(
         str(b.get("text", "")) for b in message.get("content") or () if b.get("type") == "text"
     )
+    verdict = answers.read(ctx.job, message, req.input_key, req.input_path)
+    if verdict.error_type is not None:  # billed, but no usable answer (executor/answers.py)
+        dead = _failed(ctx, row, req, verdict.error_type, str(verdict.message), retry=False)
+        return replace(dead, usage=_tokens(usage), cost_usd=cost, standard_cost_usd=standard)
     record = ResultRecord(
         input_key=req.input_key,
         input_path=req.input_path,
@@ -229,6 +234,8 @@ def _succeeded(
         spec_hash=ctx.job.spec_hash,
         attempts=req.attempts,
         collected_at=now_rfc3339(),
+        data=verdict.data,
+        include=verdict.include,
     )
     # A result of a superseded request (the job was edited meanwhile) only fills a gap.
     keep = req.current or not ctx.store.has_result(req.input_key)

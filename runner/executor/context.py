@@ -15,6 +15,8 @@ from runner.store import Store
 
 if TYPE_CHECKING:
     from runner.compile import Chunk, CompiledRequest
+    from runner.compile.index import Waiting
+    from runner.plan.diff import Source, StateReads
 
 
 class Clock(Protocol):
@@ -35,12 +37,14 @@ class SystemClock:
 @dataclass(frozen=True)
 class Compiler:
     """What the executor needs of compile (runner.compile): the job's requests, chunks of
-    them within the limits, and optionally a fingerprint that proves the inputs unchanged
-    without reading them. The unit tests pass fakes of each."""
+    them within the limits, and optionally the two that make a pass cost what changed: a
+    source of the requests changed since the stored input index, and the requests of given
+    inputs (retries). Without them every pass renders every input. The unit tests pass fakes."""
 
     iter_requests: Callable[[JobSpec], Iterator[CompiledRequest]]
     make_chunks: Callable[[Iterable[CompiledRequest], int, int], Iterator[Chunk]]
-    fingerprint: Callable[[JobSpec], str | None] | None = None
+    source: Callable[[JobSpec, StateReads], Source] | None = None
+    requests_for: Callable[[JobSpec, Sequence[Waiting]], Iterator[CompiledRequest]] | None = None
 
 
 class BackendLike(Protocol):
@@ -54,12 +58,6 @@ class BackendLike(Protocol):
 
 # (model, usage) -> (cost at batch prices, cost at standard prices); None: price unknown.
 Pricer = Callable[[str, Mapping[str, Any]], tuple[float | None, float | None]]
-# Called with the custom_ids about to be submitted; raises BudgetExceeded when over budget.
-BudgetCheck = Callable[[JobSpec, set[str]], None]
-
-
-def no_budget(job: JobSpec, custom_ids: set[str]) -> None:
-    """A budget check that allows everything."""
 
 
 def no_price(model: str, usage: Mapping[str, Any]) -> tuple[float | None, float | None]:
@@ -75,7 +73,6 @@ class Context:
     compiler: Compiler
     clock: Clock = field(default_factory=SystemClock)
     price: Pricer = no_price
-    check_budget: BudgetCheck = no_budget
     progress: Callable[[str], None] = lambda _text: None
     # After each pass: how long until the job's next one (None: finished). A display hook.
     on_pass: Callable[[float | None], None] = lambda _wait: None

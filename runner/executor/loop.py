@@ -27,15 +27,16 @@ window through runner.crashpoint):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from runner import log
 from runner.backend import Retryable
-from runner.executor import collect, submit
+from runner.executor import collect, submit, sync
 from runner.executor.context import Clock, Context
 from runner.executor.spool import Spool
-from runner.executor.sync import sync_if_changed
-from runner.records import DISPLAY_ORDER, WAITING
+from runner.plan import Plan, check_budget
+from runner.records import DISPLAY_ORDER
 
 _log = log.get("batchrun.executor")
 FIRST_POLL_S = 1.0
@@ -61,36 +62,52 @@ class RunSummary:
 
 
 class JobRun:
-    """One job driven pass by pass, so that several jobs can share one waiting loop."""
+    """One job driven pass by pass, so that several jobs can share one waiting loop.
 
-    def __init__(self, ctx: Context) -> None:
+    The first pass builds the run's plan (`sync.sync_pass`) and checks the budget against
+    it; the run then submits exactly the plan's requests, and afterwards only retries of
+    requests that failed for a retryable reason. `planned` (a saved plan being applied)
+    narrows the plan to those custom_ids."""
+
+    def __init__(self, ctx: Context, planned: frozenset[str] | None = None) -> None:
         self.ctx = ctx
         self.summary = RunSummary(ctx.job.name)
         self.interval = ctx.job.poll_interval_s
-        self.first = True
         self.spool = Spool(ctx.store.state_dir)
+        self.planned = planned
+        self.plan: Plan | None = None
+        self.unsent: set[str] = set()  # the plan's requests not submitted yet
+        self.skip: set[str] = set()  # waiting requests this run must not submit
+        self.first = True
         self._log = _log.bind(job=ctx.job.name)
 
     def start(self) -> None:
-        """Record the job's requests and re-apply results a crashed run left unwritten."""
-        total = sync_if_changed(self.ctx, self.spool)
-        if total is None:
-            self._log.info("inputs unchanged and every request final: compile skipped")
-        else:
-            self._log.info("compiled", requests=total)
+        """Build the plan, re-apply results a crashed run left unwritten, check the budget."""
+        applying = self.planned is not None
+        self.plan = plan = sync.sync_pass(self.ctx, self.spool, keep_ids=applying)
+        if self.planned is not None:  # a saved plan: only its requests, whatever else waits
+            ids = set(plan.submit_ids)
+            self.skip = ids - self.planned
+            self.unsent = ids & self.planned
+        # Otherwise the plan's requests are exactly those state now holds as waiting.
+        to_submit = len(self.unsent) if applying else plan.counts.to_submit
+        self._log.info("compiled", inputs=plan.counts.inputs, to_submit=to_submit)
         collect.flush_sink(self.ctx)
+        check_budget(plan)
 
     def step(self) -> float | None:
         """One pass. Returns how long to wait before the next, or None when finished."""
         ctx = self.ctx
         settled = _settle_intents(ctx)
         polled = collect.poll(ctx)
-        sent = submit.submit_waiting(ctx, include_canceled=self.first, spool=self.spool)
+        sent = submit.submit_waiting(ctx, self._waiting(), spool=self.spool)
         self.first = False
         self.summary.batches_submitted += sent.batches
         self.summary.requests_submitted += sent.requests
-        self.summary.counts = ctx.store.status_counts()
-        self.summary.finished = _finished(ctx, self.summary.counts)
+        self.summary.counts = counts = ctx.store.status_counts()
+        # Whether anything still waits for this run: asked of state only when it may.
+        may_wait = any(counts.get(s) for s in ("pending", "retry")) or self.unsent
+        self.summary.finished = _finished(ctx, counts) and not (may_wait and self._waiting())
         ctx.progress(_progress_line(self.summary.counts))
         if self.summary.finished:
             self.spool.discard()
@@ -103,17 +120,46 @@ class JobRun:
         self._log.debug("waiting", seconds=wait, **self.summary.counts)
         return wait
 
+    def _waiting(self) -> set[str]:
+        """What this run submits next: the plan's requests not yet sent, and any pending or
+        retry request (a retry, or a create that proved never made) it may submit."""
+        store = self.ctx.store
+        if self.unsent:  # sent (even by a create in doubt) means no longer submittable
+            self.unsent &= store.submittable_ids(include_canceled=True)
+        # A run's first pass also resubmits what a `cancel` before it stopped (collected
+        # just now): the next plain run finishes a canceled job. Later passes never undo a
+        # `cancel` made during the run; a saved plan being applied submits only its own.
+        first = self.first and self.planned is None
+        waiting = store.submittable_ids(include_canceled=first)  # a fresh set: ours to change
+        waiting -= self.skip
+        waiting |= self.unsent
+        unrenderable = sync.render_waiting(self.ctx, waiting, self.spool)
+        if unrenderable:
+            self._log.warning(
+                "requests whose inputs changed during the run wait for the next run",
+                requests=len(unrenderable),
+            )
+            self.skip |= unrenderable
+            waiting -= unrenderable
+        return waiting
 
-def run(ctx: Context, no_wait: bool = False) -> RunSummary:
+
+def run(ctx: Context, no_wait: bool = False, planned: frozenset[str] | None = None) -> RunSummary:
     """Drive one job towards every input having a final outcome (the caller holds its
-    lock); with `no_wait`, one pass."""
-    return run_many([ctx], ctx.clock, no_wait)[0]
+    lock); with `no_wait`, one pass; with `planned`, submitting only those custom_ids."""
+    return run_many([ctx], ctx.clock, no_wait, [planned])[0]
 
 
-def run_many(ctxs: list[Context], clock: Clock, no_wait: bool = False) -> list[RunSummary]:
+def run_many(
+    ctxs: list[Context],
+    clock: Clock,
+    no_wait: bool = False,
+    planned: Sequence[frozenset[str] | None] | None = None,
+) -> list[RunSummary]:
     """Drive several jobs at once, each at its own pace: a job's next pass comes when its
-    own wait is over, so no job waits for another to finish."""
-    runs = [JobRun(ctx) for ctx in ctxs]
+    own wait is over, so no job waits for another to finish. `planned`: per job, the
+    custom_ids of a saved plan to apply (None: the plan this run builds)."""
+    runs = [JobRun(c, p) for c, p in zip(ctxs, planned or [None] * len(ctxs), strict=True)]
     try:
         for r in runs:
             r.start()
@@ -148,7 +194,8 @@ def _settle_intents(ctx: Context) -> float | None:
 
 
 def _finished(ctx: Context, counts: dict[str, int]) -> bool:
-    return not any(counts.get(s) for s in WAITING) and not ctx.store.open_intents()
+    """Nothing in flight and no create in doubt (the caller checks that nothing waits)."""
+    return not counts.get("in_flight") and not ctx.store.open_intents()
 
 
 def _backoff(ctx: Context, interval: float) -> float:

@@ -11,13 +11,13 @@ Nothing is ever posted twice blindly.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runner import crashpoint, log
 from runner.backend import CreateUncertain, RemoteBatch, Retryable
+from runner.compile import chunk_digest
 from runner.errors import RemoteError
 from runner.executor.context import Context
 from runner.executor.spool import Spool
@@ -95,19 +95,16 @@ def _match(intent: Intent, listed: list[RemoteBatch], taken: set[str]) -> Remote
     return None
 
 
-def submit_waiting(
-    ctx: Context, include_canceled: bool, spool: Spool | None = None
-) -> SubmitResult:
-    """Submit chunks of waiting requests while the in-flight count stays under the cap.
-    The requests come from `spool` if this run recorded one, else they are compiled again."""
+def submit_waiting(ctx: Context, waiting: set[str], spool: Spool | None = None) -> SubmitResult:
+    """Submit chunks of the `waiting` requests (the loop decides which: the plan's, then
+    retries) while the in-flight count stays under the cap. The requests come from `spool`
+    if this run recorded one, else they are compiled again."""
     res = SubmitResult()
-    waiting = ctx.store.submittable_ids(include_canceled)
     if not waiting:
         return res
     room = ctx.job.max_in_flight_requests - ctx.store.in_flight_count()
     if room <= 0:
         return res
-    ctx.check_budget(ctx.job, waiting)
     size = min(ctx.job.max_requests, ctx.job.max_in_flight_requests)
     requests = _requests(ctx, waiting, spool)
     for chunk in ctx.compiler.make_chunks(requests, size, ctx.job.max_bytes):
@@ -133,7 +130,7 @@ def _submit_chunk(ctx: Context, chunk: Chunk, res: SubmitResult) -> bool:
     except Retryable as exc:
         res.retry_after = exc.retry_after
         return False
-    sha = hashlib.sha256(chunk.body).hexdigest()
+    sha = chunk_digest(chunk.betas, chunk.custom_ids)
     intent = ctx.store.add_intent(
         sha, chunk.betas, chunk.custom_ids, len(chunk.body), ctx.clock.now(), newest
     )

@@ -1,66 +1,102 @@
-"""The sync pass: the job's current requests recorded in state, compiled once.
+"""The sync pass: the plan of this run, built once, with its requests recorded in state.
 
-Skipped when the input fingerprint proves that a finished job is unchanged.
+The pass is `plan.diff.walk` with a writer: the inputs that changed since the last complete
+sync (compile/index.py) are rendered, each request is classified against state into the
+plan, and recorded (new ones pending) a page at a time; the plan's requests go to the spool
+for submitting. What `batchrun plan` shows is what this pass decides.
+
+Crash safety: the input index is cleared before the pass first writes and stored again only
+after its last write, so a pass cut short never vouches for a half-marked state (the next
+pass then renders everything, as a first pass does).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from runner import crashpoint
+from runner.compile.index import INDEX_META, Rendered, Waiting
 from runner.executor.context import Context
 from runner.executor.spool import Spool
-from runner.records import SUBMITTABLE, WAITING
-from runner.store import PAGE
-
-FINGERPRINT_META = "input_fingerprint"
+from runner.plan import Plan, PlanBuilder, diff
 
 
-def sync_if_changed(ctx: Context, spool: Spool | None = None) -> int | None:
-    """Record the job's requests unless the input fingerprint proves a finished job is
-    unchanged (returns None: compiling was skipped).
-
-    The rule: skip only if the compiler can fingerprint the job, the fingerprint equals the
-    one stored after the last complete sync, and no current request waits for anything (no
-    pending, retry, in-flight or canceled request, no open intent). Anything else compiles in full.
-    The stored fingerprint is cleared before a sync starts and written only after it ends,
-    so a sync cut short by a crash never vouches for a half-marked state."""
-    fingerprint = ctx.compiler.fingerprint
-    current = fingerprint(ctx.job) if fingerprint is not None else None
-    stored = ctx.store.get_meta(FINGERPRINT_META)
-    if current is not None and current == stored and _all_final(ctx):
-        return None
-    if stored is not None:
-        ctx.store.clear_meta(FINGERPRINT_META)
-    total = sync_requests(ctx, spool)
-    if current is not None:
-        ctx.store.set_meta(FINGERPRINT_META, current)
-    return total
+def sync_pass(ctx: Context, spool: Spool | None = None, *, keep_ids: bool = False) -> Plan:
+    """Build this run's plan and record its requests in state; keep the requests to submit
+    in `spool`. The plan's custom_ids are those state then holds as waiting; `keep_ids`
+    lists them in the plan too (memory grows with them). Raises `InputError` for any input
+    that cannot become a request, before anything is submitted."""
+    builder = PlanBuilder(ctx.job, keep_ids=keep_ids)
+    writer = _StoreWriter(ctx, spool)
+    removed = diff.walk(ctx.store, _source(ctx), builder, writer)
+    return builder.finish(removed)
 
 
-def _all_final(ctx: Context) -> bool:
-    """No request waits for anything; a canceled one counts as waiting, since a run
-    resubmits it."""
-    counts = ctx.store.status_counts()
-    waiting = {*WAITING, *SUBMITTABLE}
-    return not any(counts.get(s) for s in waiting) and not ctx.store.open_intents()
+def sync_requests(ctx: Context) -> int:
+    """Record the job's current requests in state, without keeping any to submit (`recover`
+    rebuilds state this way). Returns how many requests the job has."""
+    return sync_pass(ctx).counts.inputs
 
 
-def sync_requests(ctx: Context, spool: Spool | None = None) -> int:
-    """Record the job's current requests in state (new ones pending); keep the compiled
-    requests in `spool` for submitting. Returns the count."""
-    ctx.store.begin_sync()
-    page: list[tuple[str, str, str | None]] = []
-    total = 0
-    requests = ctx.compiler.iter_requests(ctx.job)
-    for req in spool.record(requests) if spool is not None else requests:
-        page.append((req.custom_id, req.input_key, req.input_path))
-        if len(page) >= PAGE:
-            ctx.store.sync_requests(page)
-            total += len(page)
-            page = []
-            ctx.progress(f"compile: {total} requests")
-            crashpoint.hit("compile")
-    ctx.store.sync_requests(page)
-    crashpoint.hit("compile")
-    total += len(page)
-    ctx.progress(f"compile: {total} requests")
-    return total
+def _source(ctx: Context) -> diff.Source:
+    if ctx.compiler.source is not None:
+        return ctx.compiler.source(ctx.job, ctx.store)
+    return diff.FullSource((r, None) for r in ctx.compiler.iter_requests(ctx.job))
+
+
+def render_waiting(ctx: Context, waiting: set[str], spool: Spool) -> set[str]:
+    """Spool the waiting requests this run has not rendered (the retries of requests that
+    were in flight when it started). Returns the custom_ids that could not be rendered: their
+    inputs changed since the sync, so the next run supersedes them."""
+    missing = waiting - spool.ids
+    if not missing:
+        return set()
+    rows = [Waiting(*r) for r in ctx.store.waiting_requests() if r[0] in missing]
+    if ctx.compiler.requests_for is not None:
+        requests = ctx.compiler.requests_for(ctx.job, rows)
+    else:
+        requests = ctx.compiler.iter_requests(ctx.job)
+    spool.add(r for r in requests if r.custom_id in missing)
+    return missing - spool.ids
+
+
+class _StoreWriter:
+    """Records a pass in the job's state (a `plan.diff.Writer`)."""
+
+    def __init__(self, ctx: Context, spool: Spool | None) -> None:
+        self.ctx = ctx
+        self.spool = spool
+        self.total = 0
+        self._cleared = False
+
+    def _clear(self) -> None:
+        if not self._cleared:
+            self.ctx.store.clear_meta(INDEX_META)
+            self._cleared = True
+
+    def begin(self, full: bool) -> None:
+        if full:
+            self._clear()
+            self.ctx.store.begin_sync()  # every request is superseded until seen again
+
+    def page(self, rendered: Sequence[Rendered], submit: Sequence[bool]) -> None:
+        store = self.ctx.store
+        self._clear()
+        gone = [r.replaces for r in rendered if r.replaces not in (None, r.request.custom_id)]
+        if gone:
+            store.supersede([g for g in gone if g is not None])
+        store.sync_requests([(r.request.custom_id, r.request.input_key, r.request.input_path)
+                             for r in rendered])  # fmt: skip
+        if self.spool is not None:
+            self.spool.add(r.request for r, s in zip(rendered, submit, strict=True) if s)
+        self.total += len(rendered)
+        self.ctx.progress(f"compile: {self.total} requests")
+        crashpoint.hit("compile")
+
+    def end(self, removed: Sequence[str], index: str | None) -> None:
+        if removed:
+            self._clear()
+            self.ctx.store.supersede(removed)
+        crashpoint.hit("compile")
+        if index is not None:
+            self.ctx.store.set_meta(INDEX_META, index)

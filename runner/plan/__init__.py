@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
 
 from runner import pricing
-from runner.compile import BODY_OVERHEAD, Packer, iter_compiled
+from runner.compile import BODY_OVERHEAD, CompiledRequest, Packer, iter_compiled
 from runner.errors import BudgetExceeded
+from runner.plan import diff
 from runner.records import SUBMITTABLE, RequestState
 from runner.render import Renderer
 from runner.spec import JobSpec
@@ -97,6 +98,7 @@ class Plan:
     cost: Cost | None  # None: the model's price is unknown
     cache_note: str
     budget_usd: float | None
+    submit_ids: tuple[str, ...] = ()  # the custom_ids to submit, in input order
 
     @property
     def over_budget(self) -> bool:
@@ -106,7 +108,9 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data (`batchrun plan --json`)."""
-        out = asdict(self)
+        # A saved plan lists the custom_ids (plan/file.py); a printed one counts them.
+        out = asdict(replace(self, submit_ids=()))
+        del out["submit_ids"]
         out["counts"]["to_submit"] = self.counts.to_submit
         out["over_budget"] = self.over_budget
         return out
@@ -154,6 +158,8 @@ class _Estimator:
         self._prefix_written = False
         ttl = job.system.cache if job.system is not None else None
         self._write_field = f"ephemeral_{ttl or '5m'}_input_tokens"
+        self._typical = math.ceil(job.max_tokens * TYPICAL_OUTPUT_FRACTION)
+        self._by_tier: dict[pricing.Prices, list[int]] = {}
 
     def _system_blocks(self) -> list[dict[str, Any]] | None:
         return Renderer(self.job).system
@@ -192,17 +198,24 @@ class _Estimator:
         prefix = self.tokens.prefix_per_request
         total = self._prompt_tokens(params, line, prefix)
         rest = total - prefix if self.tokens.cached else total
-        # A job asking for US-only inference pays the 1.1x multiplier (where it applies).
-        usage: dict[str, Any] = {"input_tokens": rest, "inference_geo": self.geo}
+        write = read = 0
         if self.tokens.cached and not self._prefix_written:
             self._prefix_written = True
-            self.tokens.cache_writes += prefix
-            usage["cache_creation"] = {self._write_field: prefix}
+            write = prefix
         elif self.tokens.cached:
-            self.tokens.cache_reads += prefix
-            usage["cache_read_input_tokens"] = prefix
+            read = prefix
+        self.tokens.cache_writes += write
+        self.tokens.cache_reads += read
         self.tokens.uncached_input += rest
-        self._add_output_and_cost(usage)
+        self.tokens.output_max += self.job.max_tokens
+        self.tokens.output_typical += self._typical
+        if self.prices is not None:
+            # Summed per price tier, priced once in `finish`: a tier's cost is linear.
+            sums = self._by_tier.setdefault(self.prices.for_prompt(rest + write + read), [0] * 4)
+            sums[0] += rest
+            sums[1] += write
+            sums[2] += read
+            sums[3] += 1
 
     def _prompt_tokens(self, params: Mapping[str, Any], line: bytes, prefix: int) -> int:
         if self.count_tokens is None:
@@ -210,25 +223,24 @@ class _Estimator:
         exact = orjson.loads(line)["params"]  # plain JSON: the system may be a Fragment
         return self.count_tokens({k: exact[k] for k in _COUNTABLE if k in exact})
 
-    def _add_output_and_cost(self, usage: dict[str, Any]) -> None:
-        maximum = self.job.max_tokens
-        typical = math.ceil(maximum * TYPICAL_OUTPUT_FRACTION)
-        self.tokens.output_max += maximum
-        self.tokens.output_typical += typical
-        if self.prices is None or self.cost is None:
-            return
-        upper, usual = {**usage, "output_tokens": maximum}, {**usage, "output_tokens": typical}
-        upper_batch, upper_standard = pricing.costs(upper, self.prices)
-        usual_batch, usual_standard = pricing.costs(usual, self.prices)
-        self.cost.batch_usd += upper_batch
-        self.cost.batch_typical_usd += usual_batch
-        self.cost.standard_usd += upper_standard
-        self.cost.standard_typical_usd += usual_standard
-
     def finish(self) -> None:
-        if self.cost is not None and self.prices is not None:
-            self.cost.prices = self.prices.source
-            self.cost.as_of = self.prices.as_of
+        if self.cost is None or self.prices is None:
+            return
+        us = self.prices.us_geo_applies and self.geo == "us"
+        one_hour = self._write_field == "ephemeral_1h_input_tokens"
+        for tier, (rest, write, read, n) in self._by_tier.items():
+            writes = (0, write) if one_hour else (write, 0)
+            for output, typical in ((self.job.max_tokens, False), (self._typical, True)):
+                tokens = (rest, *writes, read, output * n)
+                batch, standard = pricing.tier_costs(tier, tokens, us)
+                if typical:
+                    self.cost.batch_typical_usd += batch
+                    self.cost.standard_typical_usd += standard
+                else:
+                    self.cost.batch_usd += batch
+                    self.cost.standard_usd += standard
+        self.cost.prices = self.prices.source
+        self.cost.as_of = self.prices.as_of
 
 
 def _classify(counts: Counts, state: RequestState | None, key_known: bool) -> bool:
@@ -248,61 +260,118 @@ def _classify(counts: Counts, state: RequestState | None, key_known: bool) -> bo
     return False
 
 
+class PlanBuilder:
+    """A plan built request by request, as a sync pass renders them (`plan.diff.walk`): the
+    one definition of what a run submits, shared by `plan`, `run` and `apply`."""
+
+    def __init__(
+        self, job: JobSpec, count_tokens: CountTokens | None = None, *, keep_ids: bool = True
+    ) -> None:
+        self.job = job
+        self.keep_ids = keep_ids  # a run's own plan is in state: its ids need no copy here
+        self.counts = Counts()
+        self.estimator = _Estimator(job, count_tokens)
+        self.packer = Packer(job.max_requests, job.max_bytes)
+        self.chunks = _ChunkTally()
+        self.submit_ids: list[str] = []
+
+    def add(
+        self,
+        request: CompiledRequest,
+        params: Mapping[str, Any] | None,
+        state: RequestState | None,
+        key_known: bool,
+    ) -> bool:
+        """Count one rendered request against its `state`; True when it is to be submitted.
+        `params` None: read from the request's bytes (a compiler that keeps no dicts)."""
+        self.counts.inputs += 1
+        if not _classify(self.counts, state, key_known):
+            return False
+        self.chunks.add(request.betas, len(request.line), self.packer.place(request))
+        if params is None:
+            params = orjson.loads(request.line)["params"]
+        self.estimator.add(params, request.line)
+        if self.keep_ids:
+            self.submit_ids.append(request.custom_id)
+        return True
+
+    def add_unrendered(self, statuses: Mapping[str, int]) -> None:
+        """Count the requests of inputs this pass did not render (unchanged), by status."""
+        for status, n in statuses.items():
+            self.counts.inputs += n
+            self.counts.unchanged += n
+            if status in SUBMITTABLE:
+                self.counts.to_retry += n
+            elif status == "in_flight":
+                self.counts.in_flight += n
+            else:
+                self.counts.done += n
+
+    def finish(self, removed: int) -> Plan:
+        """The plan; `removed`: input keys state knows that are no longer inputs."""
+        self.counts.removed = removed
+        self.estimator.finish()
+        return Plan(
+            job=self.job.name,
+            model=self.job.model,
+            counts=self.counts,
+            chunks=self.chunks.result(),
+            tokens=self.estimator.tokens,
+            cost=self.estimator.cost,
+            cache_note=self.estimator.cache_note,
+            budget_usd=self.job.budget_usd,
+            submit_ids=tuple(self.submit_ids),
+        )
+
+
 def make_plan(
     job: JobSpec,
     states: Mapping[str, RequestState] | None = None,
     *,
     count_tokens: CountTokens | None = None,
 ) -> Plan:
-    """Compare the job's requests with `states` (custom_id -> state; None: no state yet).
+    """Compare every request of the job with `states` (custom_id -> state; None: no state
+    yet), rendering every input (`plan_job` reads only what changed since the last sync).
 
     Raises `InputError` for any input that cannot become a request. Does not check the
     budget: see `check_budget`.
     """
-    states = states or {}
-    state_keys = {s.input_key for s in states.values()}
-    counts, estimator = Counts(), _Estimator(job, count_tokens)
-    packer, chunks = Packer(job.max_requests, job.max_bytes), _ChunkTally()
-    seen_state_keys = 0
-    for request, params in iter_compiled(job):
-        counts.inputs += 1
-        key_known = request.input_key in state_keys
-        seen_state_keys += key_known
-        if _classify(counts, states.get(request.custom_id), key_known):
-            chunks.add(request.betas, len(request.line), packer.place(request))
-            estimator.add(params, request.line)
-    counts.removed = len(state_keys) - seen_state_keys
-    estimator.finish()
-    return Plan(
-        job=job.name,
-        model=job.model,
-        counts=counts,
-        chunks=chunks.result(),
-        tokens=estimator.tokens,
-        cost=estimator.cost,
-        cache_note=estimator.cache_note,
-        budget_usd=job.budget_usd,
-    )
+    builder = PlanBuilder(job, count_tokens)
+    source = diff.FullSource(iter_compiled(job))
+    return builder.finish(diff.walk(diff.MappingState(states or {}), source, builder))
+
+
+def plan_job(
+    job: JobSpec, state: diff.StateReads | None, *, count_tokens: CountTokens | None = None
+) -> Plan:
+    """The plan of a run of `job` against its `state` (None: it never ran), without writing
+    anything: only the inputs changed since the last sync are read and rendered."""
+    state = state if state is not None else diff.MappingState({})
+    builder = PlanBuilder(job, count_tokens)
+    source = diff.incremental_source(job, state)
+    return builder.finish(diff.walk(state, source, builder))
 
 
 class _ChunkTally:
-    """Chunk sizes as `Packer` assigns them, without building any body."""
+    """Chunk sizes as `Packer` assigns them, without building any body; counted in place,
+    one list per open chunk, rather than a new ChunkPlan per request."""
 
     def __init__(self) -> None:
-        self._open: dict[tuple[str, ...], ChunkPlan] = {}
+        self._open: dict[tuple[str, ...], list[int]] = {}  # betas -> [requests, bytes]
         self._closed: list[ChunkPlan] = []
 
     def add(self, betas: tuple[str, ...], size: int, new_chunk: bool) -> None:
         current = self._open.get(betas)
         if current is None or new_chunk:
             if current is not None:
-                self._closed.append(current)
-            self._open[betas] = ChunkPlan(1, BODY_OVERHEAD + size, betas)
+                self._closed.append(ChunkPlan(current[0], current[1], betas))
+            self._open[betas] = [1, BODY_OVERHEAD + size]
         else:
-            self._open[betas] = ChunkPlan(current.requests + 1, current.bytes + 1 + size, betas)
+            current[0] += 1
+            current[1] += 1 + size
 
     def result(self) -> list[ChunkPlan]:
-        return [*self._closed, *self._open.values()]
+        return [*self._closed, *(ChunkPlan(n, b, betas) for betas, (n, b) in self._open.items())]
 
 
 def usd(value: float) -> str:

@@ -74,7 +74,8 @@ def open_sink(job: JobSpec) -> Sink:
 
         return FilesSink(job.output)
     if job.output.type == "sqlite":
+        from runner.sinks.columns import job_columns
         from runner.sinks.sqlite import SqliteSink
 
-        return SqliteSink(job.output, job.name)
+        return SqliteSink(job.output, job.name, columns=job_columns(job))
     raise BatchrunError(f"{job.path}: unknown output type {job.output.type!r}")

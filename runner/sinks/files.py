@@ -143,8 +143,12 @@ def render(record: ResultRecord, content: FileContent) -> bytes:
             return record.text.encode("utf-8")
         except UnicodeEncodeError as e:
             raise SinkRecordError(record.input_key, f"the answer is not valid text ({e})") from None
-    if content == "json":
-        value = parse_json_answer(record.input_key, record.text)
+    if content == "json":  # an output schema's answer is already parsed and validated
+        value = (
+            record.data
+            if record.data is not None
+            else parse_json_answer(record.input_key, record.text)
+        )
         return json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
     return orjson.dumps(record.message, default=_plain, option=_MESSAGE_OPTIONS)
 

@@ -21,6 +21,7 @@ import orjson
 
 from runner.errors import BatchrunError
 from runner.records import DeadLetter, ResultRecord
+from runner.sinks.columns import Column, sql_value
 from runner.spec.model import OutputSpec
 
 Clock = Callable[[], datetime]
@@ -89,7 +90,7 @@ def default_table(job_name: str) -> str:
 
 
 def create_sql(table: str, columns: tuple[tuple[str, str], ...]) -> str:
-    body = ", ".join(f"{quote(name)} {decl}" for name, decl in columns)
+    body = ", ".join(f"{quote(name)} {decl}".rstrip() for name, decl in columns)
     return f"CREATE TABLE IF NOT EXISTS {quote(table)} ({body})"
 
 
@@ -165,11 +166,21 @@ class SqliteSink:
     """`output.type: sqlite`. Safe to open on a database another sink run left behind,
     whatever it was doing when it stopped: SQLite rolls back an uncommitted transaction."""
 
-    def __init__(self, output: OutputSpec, job_name: str, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        output: OutputSpec,
+        job_name: str,
+        *,
+        clock: Clock = utc_now,
+        columns: Sequence[Column] = (),
+    ) -> None:
         self.table = output.table or default_table(job_name)
         self.dead_table = f"{self.table}_dead_letters"
         self._clock = clock
         self._path = output.path
+        # Included fields and schema properties (sinks/columns.py), after batchrun's own.
+        self._extra = tuple(columns)
+        self._columns = RESULT_COLUMNS + tuple((c.name, c.sql_type) for c in self._extra)
         self._conn: sqlite3.Connection | None = _connect(output.path)
         try:
             self._setup()
@@ -179,7 +190,7 @@ class SqliteSink:
         except BaseException:
             self.close()  # no connection left open behind a refused table
             raise
-        self._upsert_result = upsert_sql(self.table, RESULT_COLUMNS)
+        self._upsert_result = upsert_sql(self.table, self._columns)
         self._upsert_dead = upsert_sql(self.dead_table, DEAD_COLUMNS)
         self._delete_result = f"DELETE FROM {quote(self.table)} WHERE input_key = ?"
         self._delete_dead = f"DELETE FROM {quote(self.dead_table)} WHERE input_key = ?"
@@ -197,10 +208,11 @@ class SqliteSink:
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA busy_timeout = 10000")
         with self._transaction() as c:
-            c.execute(create_sql(self.table, RESULT_COLUMNS))
+            c.execute(create_sql(self.table, self._columns))
             c.execute(create_sql(self.dead_table, DEAD_COLUMNS))
             self._check_columns(c, self.table, RESULT_COLUMNS)
             self._check_columns(c, self.dead_table, DEAD_COLUMNS)
+            self._add_columns(c)
             index = quote(f"{self.table}_custom_id")
             c.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {quote(self.table)} (custom_id)")
 
@@ -210,17 +222,33 @@ class SqliteSink:
         """Refuse a table of the same name that is not ours, before writing into it."""
         found = [row[1] for row in conn.execute(f"PRAGMA table_info({quote(table)})")]
         expected = [name for name, _ in columns]
-        if found != expected:
+        if found[: len(expected)] != expected:  # after them: columns of an output schema
             raise BatchrunError(
                 f"{self._path}: table {table!r} exists with other columns ({', '.join(found)}); "
                 "set output.table to a table batchrun may own"
             )
 
+    def _add_columns(self, conn: sqlite3.Connection) -> None:
+        """The table follows the output schema: a property (or included field) new since
+        the table was made gets its column; a column whose property has gone is kept, with
+        its values (rows written since hold NULL there), so nothing is lost."""
+        found = {row[1].lower() for row in conn.execute(f"PRAGMA table_info({quote(self.table)})")}
+        for column in self._extra:
+            if column.name.lower() not in found:
+                decl = f" {column.sql_type}" if column.sql_type else ""
+                conn.execute(
+                    f"ALTER TABLE {quote(self.table)} ADD COLUMN {quote(column.name)}{decl}"
+                )
+
+    def _row(self, record: ResultRecord, now: str) -> tuple[Any, ...]:
+        extra = tuple(sql_value(c.value(record)) for c in self._extra)
+        return result_row(record, now) + extra
+
     def upsert(self, records: Sequence[ResultRecord]) -> None:
         """Make each record its key's row, in one transaction; drop those keys' dead letters."""
         now = rfc3339(self._clock())
         with self._transaction() as c:
-            c.executemany(self._upsert_result, (result_row(r, now) for r in records))
+            c.executemany(self._upsert_result, (self._row(r, now) for r in records))
             if c.execute(self._any_dead).fetchone()[0]:
                 c.executemany(self._delete_dead, ((r.input_key,) for r in records))
 

@@ -52,7 +52,13 @@ def check_job(job: RawJob) -> list[Diagnostic]:
 # Files and inputs
 
 
-_REFERENCED = (("system", "file"), ("prompt_file",), ("input", "jsonl"), ("input", "csv"))
+_REFERENCED = (
+    ("system", "file"),
+    ("prompt_file",),
+    ("input", "jsonl"),
+    ("input", "csv"),
+    ("output_schema",),
+)
 
 
 def _referenced_files(job: RawJob) -> Iterator[Diagnostic]:

@@ -18,7 +18,7 @@ import yaml
 
 from runner.errors import SpecError
 from runner.globs import _literal_prefix
-from runner.spec import validate
+from runner.spec import structured, validate
 from runner.spec.model import (
     InputKind,
     InputSpec,
@@ -93,6 +93,7 @@ def build_spec(
     """
     parts = _Parts(job_path, doc, positions, text_starts or {})
     prompt, messages = parts.prompt()
+    output_schema = structured.load_schema(job_path, doc)
     batch, poll, pricing = doc.get("batch", {}), doc.get("poll", {}), doc.get("pricing")
     return JobSpec(
         path=job_path,
@@ -106,7 +107,9 @@ def build_spec(
         system=parts.system(),
         prompt=prompt,
         messages=messages,
-        params=dict(doc.get("params", {})),
+        params=structured.merged_params(
+            doc.get("params", {}), doc.get("output_schema"), output_schema
+        ),
         max_requests=batch.get("max_requests", DEFAULT_MAX_REQUESTS),
         max_bytes=parse_size(batch.get("max_bytes", DEFAULT_MAX_BYTES)),
         max_in_flight_requests=batch.get("max_in_flight_requests", DEFAULT_MAX_IN_FLIGHT),
@@ -117,6 +120,7 @@ def build_spec(
         pricing=PriceOverride(**pricing) if pricing else None,
         output=parts.output(),
         document=doc,
+        output_schema=output_schema,
         budget_total_usd=doc.get("budget", {}).get("max_usd_total"),
         notify=_notify(doc.get("notify")),
     )
@@ -199,6 +203,7 @@ class _Parts:
             suffix=out.get("suffix"),
             content=out.get("content", "text"),
             table=out.get("table"),
+            include=tuple(out.get("include", ())),
             keep_extension=out.get("keep_extension", False),
             input_base=_literal_prefix(self.doc["input"].get("glob") or ""),
         )

@@ -102,6 +102,7 @@ class OutputSpec:
     suffix: str | None = None  # files
     content: FileContent = "text"  # files
     table: str | None = None  # sqlite
+    include: tuple[str, ...] = ()  # input fields copied beside each answer
     # files: an input's file mirrors its path below `input_base` (the glob's fixed base),
     # the suffix replacing its extension unless `keep_extension`.
     keep_extension: bool = False
@@ -147,6 +148,9 @@ class JobSpec:
     pricing: PriceOverride | None
     output: OutputSpec
     document: Mapping[str, Any] = field(repr=False)  # the validated YAML document
+    # The JSON Schema answers must match (`output_schema`, read from its file, or a schema
+    # passed through params.output_config.format); None: answers are free text.
+    output_schema: Mapping[str, Any] | None = field(default=None, repr=False)
     budget_total_usd: float | None = None  # budget.max_usd_total: over every run of the job
     notify: NotifySpec | None = None
 
@@ -156,8 +160,12 @@ class JobSpec:
 
     @functools.cached_property
     def spec_hash(self) -> str:
-        """sha256 of the canonical document: changes whenever the job file's meaning does."""
-        canonical = orjson.dumps(self.document, option=orjson.OPT_SORT_KEYS)
+        """sha256 of the canonical document: changes whenever the job file's meaning does,
+        an output schema file's content included."""
+        document = self.document
+        if isinstance(document.get("output_schema"), str):  # a path: hash what it holds
+            document = {**document, "output_schema": self.output_schema}
+        canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()
 
 

@@ -29,6 +29,7 @@ from runner.records import (
 from runner.store.reads import Reads
 from runner.store.schema import MIGRATIONS, PAGE, SCHEMA_VERSION, migrate
 from runner.store.sinkfeed import SinkFeed
+from runner.store.syncing import Syncing
 
 __all__ = [
     "MIGRATIONS",
@@ -98,7 +99,7 @@ def default_state_dir(job_path: Path, job_name: str) -> Path:
     return job_path.parent / ".batchrun" / job_name
 
 
-class Store(Reads, SinkFeed):
+class Store(Reads, SinkFeed, Syncing):
     """One job's state directory: `state.db` (SQLite, WAL) and `lock`."""
 
     def __init__(self, state_dir: Path, db: sqlite3.Connection, created: bool = False) -> None:

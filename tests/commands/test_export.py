@@ -194,3 +194,29 @@ def test_a_failed_export_file_leaves_the_old_file(tmp_path: Path) -> None:
         export_file(failing(), "jsonl", target)
     assert target.read_bytes() == b"old\n"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_csv_has_the_jobs_extra_columns_after_its_own() -> None:
+    """Included fields, then output schema properties, as the SQLite sink's table has."""
+    from runner.sinks.columns import extra_columns
+
+    schema = {"properties": {"topic": {"type": "string"}, "ok": {"type": "boolean"},
+                             "kw": {"type": "array"}, "text": {"type": "string"}}}  # fmt: skip
+    columns = extra_columns(["region"], schema)
+    record = rec(data={"topic": "billing", "ok": True, "kw": ["a"], "text": "t"},
+                 include={"region": "north"})  # fmt: skip
+    out = io.BytesIO()
+    export([record, rec("b")], "csv", out, columns)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
+    assert list(rows[0])[len(CSV_COLUMNS) :] == ["region", "topic", "ok", "kw", "data_text"]
+    assert [rows[0][c] for c in ("region", "topic", "ok", "kw", "data_text")] == [
+        "north", "billing", "true", '["a"]', "t",
+    ]  # fmt: skip
+    assert [rows[1][c] for c in ("region", "topic")] == ["", ""]  # no data: empty cells
+
+
+def test_jsonl_lines_of_older_results_read_back() -> None:
+    """A line written before `data` and `include` existed still reads into a record."""
+    line = orjson.loads(record_to_json(rec()))
+    del line["data"], line["include"]
+    assert record_from_json(orjson.dumps(line)) == rec()

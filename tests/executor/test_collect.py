@@ -140,3 +140,38 @@ def test_deleted_batch_dead_letters_reach_the_sink_in_the_same_run(tmp_path: Pat
     summary = run(h)
     assert summary.finished and summary.dead == 1
     assert [d["input_key"] for d in h.dead_lines()] == ["a"]
+
+
+STRUCTURED = (
+    "output_schema: {type: object, properties: {n: {type: integer}}, required: [n],"
+    " additionalProperties: false}\n"
+)
+
+
+def test_structured_answers_are_data_or_dead_letters_that_stay_billed(tmp_path: Path) -> None:
+    """A valid answer carries `data`; a cut or refused one is a dead letter of its own type,
+    not retried, whose tokens still count in the cost (the API billed them)."""
+    answers = {"a": ('{"n": 7}', "end_turn"), "b": ('{"n": ', "max_tokens")}
+    key_of: dict[str, str] = {}
+
+    def outcome(cid: str, n: int) -> dict[str, Any]:
+        result = succeeded(cid, n)
+        text, stop = answers.get(key_of[cid], ("", "refusal"))
+        result["message"]["content"] = [{"type": "text", "text": text}]
+        result["message"]["stop_reason"] = stop
+        return result
+
+    h = Harness(tmp_path, {"a": "x", "b": "y", "c": "z"}, extra=STRUCTURED, outcome=outcome)
+    key_of.update((r.custom_id, r.input_key) for r in h.compiler.iter_requests(h.job))
+    summary = run(h)
+    assert summary.finished and summary.dead == 2
+    assert list(h.api.submissions.values()) == [1, 1, 1]
+    [line] = h.lines()
+    assert line["data"] == {"n": 7}
+    dead = {d["input_key"]: d["error_type"] for d in h.dead_lines()}
+    assert dead == {"b": "invalid_output", "c": "refusal"}
+    store = h.context().store
+    try:
+        assert store.usage_totals()["succeeded"] == 3  # all three were billed
+    finally:
+        store.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -123,18 +122,15 @@ def test_run_many_paces_each_job_on_its_own(tmp_path: Path) -> None:
 
 
 def test_budget_is_checked_before_submitting(tmp_path: Path) -> None:
-    """Over budget: nothing is created and the error propagates (exit 1)."""
+    """Over budget: the run's own plan says so before anything is created (exit 1)."""
     from runner.errors import BudgetExceeded
 
-    h = Harness(tmp_path, INPUTS)
+    h = Harness(tmp_path, INPUTS, extra="budget: {max_usd: 0.0000001}\n")
     ctx = h.context()
-
-    def refuse(job: Any, ids: set[str]) -> None:
-        raise BudgetExceeded(f"{len(ids)} requests over budget")
-
-    ctx.check_budget = refuse
     ctx.store.lock()
-    with pytest.raises(BudgetExceeded, match="10 requests"):
-        executor.run(ctx)
-    ctx.store.close()
+    try:
+        with pytest.raises(BudgetExceeded, match="for 10 requests"):
+            executor.run(ctx)
+    finally:
+        ctx.store.close()
     assert h.api.calls.get("create", 0) == 0

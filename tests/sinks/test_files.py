@@ -507,3 +507,11 @@ def test_an_output_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "out").write_bytes(b"")
     with pytest.raises(BatchrunError, match="must be a folder"):
         FilesSink(output(tmp_path))
+
+
+def test_json_content_of_a_structured_answer_is_its_validated_object() -> None:
+    """With an output schema the parsed `data` is written, whatever the text holds."""
+    from dataclasses import replace
+
+    record = replace(rec(text="not used"), data={"topic": "billing", "n": 2**70})
+    assert render(record, "json") == b'{\n  "topic": "billing",\n  "n": 1180591620717411303424\n}\n'

@@ -170,3 +170,19 @@ def test_open_and_close_with_nothing_to_write_leaves_the_file_alone(tmp_path: Pa
     assert out.read_bytes() == junk and sink.results.index == {}
     write(out, [rec("c", "3")])
     assert [x["input_key"] for x in read(out)] == ["a", "c"]
+
+
+def test_index_reads_the_head_of_batchruns_lines_and_any_other_line_whole(tmp_path: Path) -> None:
+    """Keys with escapes, and lines in another field order (edited by hand), index alike."""
+    from runner.sinks.jsonl import KeyedJsonl
+
+    path = tmp_path / "out.jsonl"
+    lines = [
+        orjson.dumps({"input_key": 'a"b\\c', "input_path": None, "custom_id": "br_1", "x": 1}),
+        orjson.dumps({"input_key": "p/é.txt", "input_path": "p/é.txt", "custom_id": "br_2"}),
+        orjson.dumps({"custom_id": "br_3", "text": "t", "input_key": "late"}),
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    keyed = KeyedJsonl(path)
+    keyed.put("new", "br_4", b"{}")
+    assert keyed.index == {'a"b\\c': "br_1", "p/é.txt": "br_2", "late": "br_3", "new": "br_4"}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, overload
@@ -272,3 +273,52 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "out/results.db").write_bytes(b"this is not sqlite, it is a text file" * 10)
     with pytest.raises(BatchrunError, match=r"cannot use the sqlite output .*not a database"):
         SqliteSink(output(tmp_path), "job")
+
+
+# ---------------------------------------------------------------------------------------
+# Columns of an output schema and of output.include (runner/sinks/columns.py)
+
+
+def _typed_sink(tmp_path: Path, schema: dict[str, Any], include: Sequence[str] = ()) -> SqliteSink:
+    from runner.sinks.columns import extra_columns
+
+    output = OutputSpec("sqlite", tmp_path / "r.db", table="labels")
+    return SqliteSink(output, "job", columns=extra_columns(include, schema))
+
+
+def _props(**types: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {k: {"type": t} for k, t in types.items()}}
+
+
+def test_each_property_is_a_typed_column(tmp_path: Path) -> None:
+    sink = _typed_sink(
+        tmp_path, _props(topic="string", n="integer", ok="boolean", kw="array"), ["region"]
+    )
+    data = {"topic": "billing", "n": 3, "ok": True, "kw": ["a", "b"]}
+    sink.upsert([replace(rec(), data=data, include={"region": "north"})])
+    sink.close()
+    with closing(sqlite3.connect(tmp_path / "r.db")) as db:
+        row = db.execute(
+            "SELECT region, topic, n, ok, kw, typeof(n), typeof(ok) FROM labels"
+        ).fetchone()
+        types = {r[1]: r[2] for r in db.execute("PRAGMA table_info(labels)")}
+    assert row == ("north", "billing", 3, 1, '["a","b"]', "integer", "integer")
+    assert (types["topic"], types["n"], types["ok"], types["kw"], types["region"]) == (
+        "TEXT", "INTEGER", "INTEGER", "TEXT", "",
+    )  # fmt: skip
+
+
+def test_the_table_follows_a_changed_schema_and_loses_nothing(tmp_path: Path) -> None:
+    """A new property adds its column; a dropped one keeps its column and its values."""
+    first = _typed_sink(tmp_path, _props(topic="string", mood="string"))
+    first.upsert([replace(rec("a"), data={"topic": "x", "mood": "sad"})])
+    first.upsert([replace(rec("b"), data={"topic": "y", "mood": "glad"})])
+    first.close()
+    second = _typed_sink(tmp_path, _props(topic="string", score="integer"))
+    second.upsert([replace(rec("a", cid="c2"), data={"topic": "z", "score": 5})])
+    second.close()
+    with closing(sqlite3.connect(tmp_path / "r.db")) as db:
+        names = [r[1] for r in db.execute("PRAGMA table_info(labels)")]
+        rows = db.execute("SELECT input_key, topic, mood, score FROM labels ORDER BY 1").fetchall()
+    assert names[-3:] == ["topic", "mood", "score"]
+    assert rows == [("a", "z", "sad", 5), ("b", "y", "glad", None)]

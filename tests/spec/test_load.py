@@ -13,6 +13,7 @@ from runner.spec import schema as spec_schema
 from runner.spec import validate, yaml_source
 from runner.spec.model import Template
 from tests.conftest import REPO
+from tests.jobkit import write_job
 
 
 def test_quickstart_loads_with_absolute_paths() -> None:
@@ -116,3 +117,49 @@ def test_example_jobs_load_with_their_input_kinds() -> None:
     assert survey.system.template.origin == REPO / "jobs" / "prompts" / "framework.md"
     assert survey.betas == ("output-300k-2026-03-24",)
     assert survey.max_bytes == 256_000_000
+
+
+# ---------------------------------------------------------------------------------------
+# output_schema
+
+
+def test_output_schema_is_merged_into_output_config(tmp_path: Path) -> None:
+    """The schema joins any other output_config keys, as the API's format object."""
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    job = write_job(
+        tmp_path,
+        {"data/x.txt": "x"},
+        output_schema=schema,
+        params={"output_config": {"effort": "low"}, "stop_sequences": ["END"]},
+    )
+    assert job.output_schema == schema
+    assert job.params["output_config"] == {
+        "effort": "low",
+        "format": {"type": "json_schema", "schema": schema},
+    }
+    assert job.params["stop_sequences"] == ["END"]
+
+
+def test_a_schema_file_is_read_and_its_content_is_in_the_spec_hash(tmp_path: Path) -> None:
+    """Editing the schema file changes spec_hash (and so the fingerprint) and every
+    custom_id, as editing an inline schema would."""
+    from runner.compile import iter_requests
+
+    files: dict[str, str | bytes] = {
+        "data/x.txt": "x",
+        "s.json": '{"type": "object", "properties": {}}',
+    }
+    first = write_job(tmp_path, files, output_schema="s.json")
+    assert first.params["output_config"]["format"]["schema"] == {"type": "object", "properties": {}}
+    (tmp_path / "s.json").write_text('{"type": "object", "properties": {"b": {"type": "integer"}}}')
+    second = spec.load_job(first.path)
+    assert first.spec_hash != second.spec_hash
+    ids = [r.custom_id for r in iter_requests(first)], [r.custom_id for r in iter_requests(second)]
+    assert ids[0] != ids[1]
+
+
+def test_a_schema_passed_through_params_is_the_jobs_schema(tmp_path: Path) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    fmt = {"type": "json_schema", "schema": schema}
+    job = write_job(tmp_path, {"data/x.txt": "x"}, params={"output_config": {"format": fmt}})
+    assert job.output_schema == schema and job.params["output_config"] == {"format": fmt}
