@@ -26,7 +26,10 @@ def check_model(job: RawJob) -> Iterator[Diagnostic]:
         yield from _generic_cap(job)
         return
     if known.retired:
-        message = f"{model} is retired: the API refuses its requests; use {_newest_like(known)}"
+        message = (
+            f"{model} is retired (or about to be): the API refuses a retired model's requests; "
+            f"use a current model such as {_newest_like(known)}"
+        )
         yield job.at("$.model", message, "warning")
     yield from _model_cap(job, known)
 
@@ -43,8 +46,10 @@ def _unknown(model: str) -> str:
 
 
 def _newest_like(model: models.Model) -> str:
-    family = model.id.split("-")[1]
-    same = [m for m in models.current_ids() if m.split("-")[1] == family]
+    """The newest current model of the same line (haiku, sonnet, opus...)."""
+    lines = ("haiku", "sonnet", "opus", "fable", "mythos")
+    line = next((word for word in model.id.split("-") if word in lines), None)
+    same = [m for m in models.current_ids() if line is not None and f"-{line}-" in m]
     return same[0] if same else models.current_ids()[0]
 
 

@@ -59,6 +59,16 @@ MODELS: tuple[Model, ...] = (
     Model("claude-opus-4-1", 32_000, False, retired=True),
     Model("claude-opus-4-0", 32_000, False, retired=True),
     Model("claude-opus-4", 32_000, False, retired=True),
+    # Older models users still copy from examples on the web: known, so that validate says
+    # "retired" rather than "unknown" (with a misleading look-alike).
+    Model("claude-sonnet-4-0", 64_000, False, retired=True),
+    Model("claude-sonnet-4", 64_000, False, retired=True),
+    Model("claude-3-7-sonnet", 64_000, False, retired=True),
+    Model("claude-3-5-sonnet", 8_192, False, retired=True),
+    Model("claude-3-5-haiku", 8_192, False, retired=True),
+    Model("claude-3-opus", 4_096, False, retired=True),
+    Model("claude-3-sonnet", 4_096, False, retired=True),
+    Model("claude-3-haiku", 4_096, False, retired=True),
 )
 _BY_ID = {m.id: m for m in MODELS}
 

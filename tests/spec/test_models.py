@@ -14,8 +14,9 @@ def test_every_priced_model_is_known() -> None:
     the one model without a published price)."""
     priced = {i for row in table()["models"] for i in row["ids"]}
     known = {m.id for m in models.MODELS}
+    current = {m.id for m in models.MODELS if not m.retired}
     assert priced <= known
-    assert known - priced == {"claude-mythos-preview"}
+    assert current - priced == {"claude-mythos-preview"}
 
 
 @pytest.mark.parametrize(
@@ -41,3 +42,8 @@ def test_a_misspelt_model_has_a_suggestion_and_a_stranger_none() -> None:
     assert models.closest("Sonnet-4.6") == "claude-sonnet-4-6"  # case, dots, no claude-
     assert models.closest("gpt-4o") is None
     assert models.find("claude-sonet-4-6") is None
+
+
+def test_an_old_model_is_retired_not_unknown() -> None:
+    old = models.find("claude-3-5-haiku-20241022")
+    assert old is not None and old.retired and old.cap(()) == 8_192
