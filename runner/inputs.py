@@ -7,16 +7,18 @@ of inputs (only the set of keys seen, for the duplicate check, does).
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import orjson
 
-from runner import limits
+from runner import limits, storage
 from runner.errors import InputError
 from runner.globs import find_files
 from runner.spec.hints import shown
@@ -110,18 +112,19 @@ def matching_files(job: JobSpec) -> list[str]:
 
 
 def _iter_files(job: JobSpec) -> Iterator[InputItem]:
+    if job.input.url is not None:  # objects: one listing, each read when it is reached
+        for found in object_stats(job) or ():
+            data = read_input(job, found.key, found.size)
+            yield file_item(job, found.key, data, str(found.url))
+        return
     for rel in matching_files(job):
         path = job.base_dir / rel
         if path.is_file():
             yield file_item(job, rel, read_input_file(rel, path))
 
 
-def read_input_file(rel: str, path: Path) -> bytes:
-    """The bytes of one input file, refused before reading when no request could hold it.
-
-    Raises `InputError` for an empty file or one over the API's per-request limit."""
-    size = path.stat().st_size
-    where = shown(path)  # as the user would type it, from where they stand
+def _fits(where: str, size: int) -> None:
+    """Refuse, before reading it, a file or object no request could hold."""
     if size == 0:
         raise InputError(f"{where}: the file is empty: there is nothing to send")
     if size > limits.MAX_REQUEST_BYTES:
@@ -129,15 +132,72 @@ def read_input_file(rel: str, path: Path) -> bytes:
             f"{where}: {size:,} bytes is more than a request may hold "
             f"({limits.MAX_REQUEST_BYTES:,}): split the file or leave it out with input.exclude"
         )
+
+
+def read_input_file(rel: str, path: Path) -> bytes:
+    """The bytes of one input file, refused before reading when no request could hold it.
+
+    Raises `InputError` for an empty file or one over the API's per-request limit."""
+    _fits(shown(path), path.stat().st_size)  # named as the user would type it
     return path.read_bytes()
 
 
-def file_item(job: JobSpec, rel: str, data: bytes) -> InputItem:
-    """The input of the file `rel` (relative to the job folder) whose bytes are `data`."""
-    where = shown(job.base_dir / rel)  # as the user would type it, from where they stand
+def input_files(job: JobSpec) -> Iterator[tuple[str, int, int | str]]:
+    """(path, size, version) of each file or object the glob selects, sorted, unread: a
+    file's version is its mtime_ns, an object's its ETag (`object_stats`)."""
+    objects = object_stats(job)
+    if objects is not None:
+        for found in objects:
+            yield found.key, found.size, found.version
+        return
+    for rel in matching_files(job):
+        try:
+            st = (job.base_dir / rel).stat()
+        except FileNotFoundError:
+            continue  # a broken link, or gone since the walk
+        if stat.S_ISREG(st.st_mode):
+            yield rel, st.st_size, st.st_mtime_ns
+
+
+def read_input(job: JobSpec, rel: str, size: int | None = None) -> bytes:
+    """The bytes of the glob's file or object at `rel`, refused before reading when no
+    request could hold it (`size`: what a listing said; else it is looked up)."""
+    url = job.input.url
+    if url is None:
+        return read_input_file(rel, job.base_dir / rel)
+    target, store = url.child(rel), storage.storage(url.scheme)
+    if size is None:
+        found = store.stat(target)
+        if found is None:
+            raise FileNotFoundError(f"{target}: no such object")
+        size = found.size
+    _fits(str(target), size)
+    return store.read(target)
+
+
+def object_stats(job: JobSpec) -> list[storage.ObjectStat] | None:
+    """The job's input objects, unread: a glob's from one listing, a records object from
+    one HEAD (none when it is missing). What an incremental pass compares instead of a
+    file's size and mtime_ns: the size and the version (the ETag). None when the inputs
+    are local files. An object's path is its key below the bucket, as a file's is below
+    the job folder."""
+    url = job.input.url
+    if url is None:
+        return None
+    store = storage.storage(url.scheme)
+    if job.input.kind == "glob":
+        return store.find(url, job.input.pattern or "", job.input.exclude)
+    found = store.stat(url)
+    return [found] if found is not None else []
+
+
+def file_item(job: JobSpec, rel: str, data: bytes, where: str | None = None) -> InputItem:
+    """The input of the file `rel` (relative to the job folder, or an object's key below
+    its bucket) whose bytes are `data`; `where` names it in messages (default `rel`)."""
+    where = where or shown(job.base_dir / rel)  # as the user would type it, from where they stand
     if not data:
         raise InputError(f"{where}: the file is empty: there is nothing to send")
-    path = Path(rel)
+    path = PurePosixPath(rel)
     context: dict[str, Any] = {
         "path": rel,
         "name": path.name,
@@ -203,16 +263,16 @@ def _record_item(line: int, record: dict[str, Any]) -> InputItem:
     return InputItem(str(line), None, {"record": record, "line": line})
 
 
-def _csv_header(path: Path, reader: Any) -> list[str]:
+def _csv_header(path: str, reader: Any) -> list[str]:
     try:
         header: list[str] = next(reader)
     except StopIteration:
-        raise InputError(f"{shown(path)}: the CSV file is empty: it needs a header row") from None
+        raise InputError(f"{path}: the CSV file is empty: it needs a header row") from None
     except (csv.Error, UnicodeDecodeError) as exc:
-        raise InputError(f"{shown(path)}:1: unreadable CSV header: {exc}") from None
+        raise InputError(f"{path}:1: unreadable CSV header: {exc}") from None
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
-        raise InputError(f"{shown(path)}:1: duplicate column names in the header: {duplicates}")
+        raise InputError(f"{path}:1: duplicate column names in the header: {duplicates}")
     return header
 
 
@@ -241,15 +301,36 @@ class RecordReader:
 
     def __init__(self, job: JobSpec) -> None:
         self.job = job
-        self.path = _record_file(job)
+        # The local file, or an object (read in ranges); `where` names it in messages.
+        self.source: Path | storage.Url = job.input.url or _record_file(job)
+        self.where = shown(self.source) if isinstance(self.source, Path) else str(self.source)
         self._hash = hashlib.sha256()
         self.mark = RecordsMark()  # after a complete iteration: where this pass stopped
+
+    def stat(self) -> tuple[int, int | str]:
+        """(size, version) without reading: mtime_ns for a file, the ETag for an object."""
+        if isinstance(self.source, Path):
+            st = self.source.stat()
+            return st.st_size, st.st_mtime_ns
+        found = storage.storage(self.source.scheme).stat(self.source)
+        if found is None:
+            raise InputError(f"{self.where}: no such object: check the bucket and the key")
+        return found.size, found.version
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[IO[bytes]]:
+        if isinstance(self.source, Path):
+            with self.source.open("rb") as fh:
+                yield fh
+        else:
+            with storage.storage(self.source.scheme).open(self.source) as fh:
+                yield fh
 
     def continues(self, mark: RecordsMark) -> bool:
         """Whether the file still begins with the bytes `mark` covers (it may have grown).
         If so, the hash goes on from the mark; if not, reading starts over."""
         h = hashlib.sha256()
-        with self.path.open("rb") as fh:
+        with self._open() as fh:
             left = mark.offset
             while left > 0 and (block := fh.read(min(_BLOCK, left))):
                 h.update(block)
@@ -265,7 +346,7 @@ class RecordReader:
         start = mark or RecordsMark()
         if start.offset == 0:
             self._hash = hashlib.sha256()
-        with self.path.open("rb") as fh:
+        with self._open() as fh:
             fh.seek(start.offset)
             if self.job.input.kind == "jsonl":
                 yield from self._jsonl(fh, start)
@@ -285,15 +366,15 @@ class RecordReader:
             for raw in block[: cut - 1].split(b"\n"):
                 number += 1
                 if raw.strip():
-                    yield _jsonl_item(self.path, number, raw)
+                    yield _jsonl_item(self.where, number, raw)
         self.mark = RecordsMark(offset, number, self._hash.hexdigest())
         if carry.strip():
-            yield _jsonl_item(self.path, number + 1, carry)
+            yield _jsonl_item(self.where, number + 1, carry)
 
     def _csv(self, fh: IO[bytes], start: RecordsMark) -> Iterator[InputItem]:
         fed = _FedLines(fh, self._hash, start.offset, start.lines)
         reader = csv.reader(fed)
-        header = list(start.header) if start.header is not None else _csv_header(self.path, reader)
+        header = list(start.header) if start.header is not None else _csv_header(self.where, reader)
         mark = RecordsMark(fed.offset, fed.lines, self._hash.hexdigest(), tuple(header))
         try:
             for row in reader:
@@ -304,12 +385,12 @@ class RecordReader:
                     continue
                 if len(row) != len(header):
                     raise InputError(
-                        f"{shown(self.path)}:{first}: {len(row)} fields where the header has "
-                        f"{len(header)}"
+                        f"{self.where}:{first}: {len(row)} fields where the header "
+                        f"has {len(header)}"
                     )
                 yield _record_item(first, dict(zip(header, row, strict=True)))
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(f"{shown(self.path)}:{fed.lines}: unreadable CSV: {exc}") from None
+            raise InputError(f"{self.where}:{fed.lines}: unreadable CSV: {exc}") from None
         self.mark = mark
 
 
@@ -334,12 +415,12 @@ class _FedLines:
             encoding = "utf-8"
 
 
-def _jsonl_item(path: Path, number: int, raw: bytes) -> InputItem:
+def _jsonl_item(path: str, number: int, raw: bytes) -> InputItem:
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InputError(f"{shown(path)}:{number}: not valid JSON: {exc}") from None
+        raise InputError(f"{path}:{number}: not valid JSON: {exc}") from None
     if not isinstance(record, dict):
         kind = type(record).__name__
-        raise InputError(f"{shown(path)}:{number}: each line must be a JSON object, not {kind}")
+        raise InputError(f"{path}:{number}: each line must be a JSON object, not {kind}")
     return _record_item(number, record)

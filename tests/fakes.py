@@ -261,18 +261,18 @@ class Harness:
             job=self.job,
             store=store,
             backend=self.api,
-            sink=JsonlSink(self.job.output.path),
+            sink=JsonlSink(self.job.output.local),
             compiler=self.compiler.as_compiler(),
             clock=self.clock,
             price=price,
         )
 
     def lines(self) -> list[dict[str, Any]]:
-        path = self.job.output.path
+        path = self.job.output.local
         return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
 
     def dead_lines(self) -> list[dict[str, Any]]:
-        path = self.job.output.path.with_name("demo.jsonl.dead.jsonl")
+        path = self.job.output.local.with_name("demo.jsonl.dead.jsonl")
         return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
 
 

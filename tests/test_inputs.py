@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from runner import limits
+from runner import limits, storage
 from runner.errors import InputError
 from runner.globs import glob_regex
+from runner.inputs import object_stats
 from runner.render import keyed_inputs
-from tests.jobkit import pdf_bytes, png_bytes, write_job
+from tests.fake_gcs import FakeGCS
+from tests.jobkit import pdf_bytes, png_bytes, unchecked_job, write_job
+from tests.services import Bucket, s3_client
 
 
 def _keys(job_dir: Path, files: dict[str, str | bytes], **overrides: object) -> list[str]:
@@ -240,3 +243,89 @@ def test_missing_record_file(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").unlink()
     with pytest.raises(InputError, match="does not exist"):
         list(keyed_inputs(job))
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs in object storage: S3 (moto's server, the real s3fs stack), GCS (a fake)
+
+
+def _put(bucket: Bucket, objects: dict[str, bytes]) -> None:
+    client = s3_client()
+    for key, body in objects.items():
+        client.put_object(Bucket=bucket.name, Key=key, Body=body)
+
+
+def test_s3_glob_lists_objects_like_files(tmp_path: Path, s3_bucket: Bucket) -> None:
+    """An object's path is its key below the bucket; exclude and `**` work as on disk."""
+    _put(s3_bucket, {"docs/a.txt": b"alpha", "docs/s/b.txt": b"beta", "docs/draft-c.txt": b"c"})
+    job = write_job(
+        tmp_path, input={"glob": s3_bucket.url("docs/**/*.txt"), "exclude": ["**/draft-*"]}
+    )
+    items = list(keyed_inputs(job))
+    assert [(i.key, i.path) for i in items] == [("docs/a.txt",) * 2, ("docs/s/b.txt",) * 2]
+    assert items[1].context == {"path": "docs/s/b.txt", "name": "b.txt", "stem": "b",
+                                "bytes": 4, "text": "beta"}  # fmt: skip
+
+
+def test_s3_documents_and_images(tmp_path: Path, s3_bucket: Bucket) -> None:
+    _put(s3_bucket, {"scans/a.pdf": pdf_bytes(), "pics/p.png": png_bytes()})
+    for folder in ("d", "i"):
+        (tmp_path / folder).mkdir()
+    docs = write_job(tmp_path / "d", input={"glob": s3_bucket.url("scans/*.pdf"), "as": "document"})
+    pics = write_job(tmp_path / "i", input={"glob": s3_bucket.url("pics/*"), "as": "image"})
+    [doc], [pic] = list(keyed_inputs(docs)), list(keyed_inputs(pics))
+    assert doc.blocks[0]["type"] == "document"
+    assert base64.b64decode(doc.blocks[0]["source"]["data"]) == pdf_bytes()
+    assert pic.blocks[0]["source"]["media_type"] == "image/png"
+
+
+def test_s3_jsonl_and_csv_records(tmp_path: Path, s3_bucket: Bucket) -> None:
+    _put(
+        s3_bucket,
+        {
+            "in/r.jsonl": b'{"id": "x", "q": "one"}\n\n{"id": "y", "q": "two"}\n',
+            "in/r.csv": "\ufeffid,q\nx,one\ny,two\n".encode(),
+        },
+    )
+    for kind in ("jsonl", "csv"):
+        (tmp_path / kind).mkdir()
+        job = write_job(
+            tmp_path / kind,
+            input={kind: s3_bucket.url(f"in/r.{kind}"), "key": "{{ record.id }}"},
+            prompt="{{ input.record.q }}",
+        )
+        items = list(keyed_inputs(job))
+        assert [(i.key, i.context["record"]["q"]) for i in items] == [("x", "one"), ("y", "two")]
+
+
+def test_object_errors_name_the_object(tmp_path: Path, s3_bucket: Bucket) -> None:
+    _put(s3_bucket, {"bad/a.txt": b"\xff\xfe", "bad/r.jsonl": b"[1]\n"})
+    (tmp_path / "t").mkdir()
+    (tmp_path / "r").mkdir()
+    text = write_job(tmp_path / "t", input={"glob": s3_bucket.url("bad/*.txt")})
+    with pytest.raises(InputError, match=rf"^s3://{s3_bucket.name}/bad/a.txt: not valid UTF-8"):
+        list(keyed_inputs(text))
+    records = write_job(
+        tmp_path / "r", input={"jsonl": s3_bucket.url("bad/r.jsonl")}, prompt="{{ input.line }}"
+    )
+    with pytest.raises(InputError, match=rf"^s3://{s3_bucket.name}/bad/r.jsonl:1: each line"):
+        list(keyed_inputs(records))
+
+
+def test_object_stats_read_no_object(tmp_path: Path) -> None:
+    """What an incremental run compares: key, size and ETag, from a listing alone."""
+    fake = FakeGCS()
+    fake.pipe({"bkt/d/a.txt": b"aa", "bkt/d/b.txt": b"b", "bkt/r.jsonl": b"{}\n"})
+    for folder in ("g", "r", "l"):
+        (tmp_path / folder).mkdir()
+    with storage.use_filesystem("gs", fake):
+        glob = unchecked_job(tmp_path / "g", input={"glob": "gs://bkt/d/*.txt"})
+        records = unchecked_job(tmp_path / "r", input={"jsonl": "gs://bkt/r.jsonl"})
+        stats = object_stats(glob)
+        assert stats is not None and [(s.key, s.size) for s in stats] == [
+            ("d/a.txt", 2),
+            ("d/b.txt", 1),
+        ]
+        assert [s.key for s in object_stats(records) or ()] == ["r.jsonl"]
+        assert object_stats(write_job(tmp_path / "l", {"data/a.txt": "x"})) is None
+    assert fake.reads == 0

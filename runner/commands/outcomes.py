@@ -32,7 +32,7 @@ class RunResult:
 
     job: str
     job_path: Path
-    output: Path
+    output: Path | str  # the local path, else a URL or table (OutputSpec.where)
     state_dir: Path
     summary: RunSummary | None = None
     no_wait: bool = False

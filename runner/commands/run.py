@@ -108,13 +108,14 @@ def _result(
     emulated: Path | None,
 ) -> outcomes.RunResult:
     """One job's outcome; no context means another run held its lock."""
+    output = job.output.path or job.output.where
     if ctx is None or summary is None:
-        return outcomes.RunResult(job.name, job.path, job.output.path, where, no_wait=no_wait)
+        return outcomes.RunResult(job.name, job.path, output, where, no_wait=no_wait)
     cost = outcomes.cost_report(ctx.store)
     first = zip(range(run_report.MAX_DEAD), ctx.store.iter_dead(), strict=False)
     dead = [outcomes.dead_letter_dict(d) for _, d in first]
     return outcomes.RunResult(
-        job.name, job.path, job.output.path, where, summary, no_wait, cost,
+        job.name, job.path, output, where, summary, no_wait, cost,
         emulated=emulated,
         dead=tuple(dead),
         no_inputs=no_inputs(job) if not any(summary.counts.values()) else None,

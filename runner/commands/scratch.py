@@ -35,7 +35,14 @@ def scratch_job(job: JobSpec, state_root: Path | None) -> JobSpec:
     for old in (where / job.name, outputs):
         shutil.rmtree(old, ignore_errors=True)
     outputs.mkdir(parents=True, exist_ok=True)
-    output = dataclasses.replace(job.output, path=outputs / _leaf(job.output.path))
+    out = job.output
+    if out.type == "postgres":  # a table in a database the run must not touch: SQLite here
+        output = dataclasses.replace(
+            out, type="sqlite", path=outputs / f"{job.name}.db", dsn_env=None, url=None
+        )
+    else:  # a local file or folder, or an object URL: its own name, in the scratch copy
+        name = _leaf(out.path if out.path is not None else str(out.url))
+        output = dataclasses.replace(out, path=outputs / name, url=None)
     return dataclasses.replace(job, output=output)
 
 

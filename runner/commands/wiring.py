@@ -16,7 +16,7 @@ from runner import log
 from runner.backend import Lazy, Retryable, require_api_key
 from runner.errors import BatchrunError
 from runner.executor.context import Compiler, Context, Pricer
-from runner.sinks import open_sink
+from runner.sinks import open_sink, output_holds_results
 from runner.spec import JobRef, JobSpec, load_ref
 from runner.store import LockHeld, Store, default_state_dir
 
@@ -175,7 +175,7 @@ def open_job(
         return None
     if not emulated:
         _refuse_lost_state(job, store)
-    if not job.output.path.exists() and store.has_results():
+    if not output_holds_results(job) and store.has_results():
         store.mark_all_unwritten()  # the output was removed: rebuild it from state
     ctx = make_context(job, store, api, show_progress)
     stack.callback(ctx.sink.close)
@@ -185,8 +185,8 @@ def open_job(
 def _refuse_lost_state(job: JobSpec, store: Store) -> None:
     """A new state beside an existing output means the state was lost: running now would
     pay for every result again. `recover` rebuilds it from the API instead."""
-    out = job.output.path
-    has_output = out.exists() and (out.is_dir() or out.stat().st_size > 0)
+    out = job.output.where
+    has_output = output_holds_results(job)
     if store.created and has_output:
         store.set_meta("lost_state", "1")
     if not has_output:  # removed meanwhile: starting over is what the user chose

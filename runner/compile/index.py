@@ -27,7 +27,6 @@ not share a key, and only a full pass sees every key.
 from __future__ import annotations
 
 import hashlib
-import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,8 +44,8 @@ from runner.inputs import (
     RecordsMark,
     file_item,
     first_with_key,
-    matching_files,
-    read_input_file,
+    input_files,
+    read_input,
 )
 from runner.render import KeyRenderer
 from runner.spec.model import JobSpec, Template
@@ -148,39 +147,33 @@ class IncrementalSource:
         entries: dict[str, list[Any]] = dict(self._previous.get("files") or {})
         wanted = {w.input_path for w in self.waiting if w.input_path is not None}
         scan = _GlobScan()
-        base = self.job.base_dir
-        for rel in matching_files(self.job):
-            try:
-                st = (base / rel).stat()
-            except FileNotFoundError:
-                continue  # a broken link, or gone since the walk
-            if not stat.S_ISREG(st.st_mode):
-                continue
+        for rel, size, version in input_files(self.job):
             entry = entries.pop(rel, None)
             if (
                 entry is not None
                 and entry[1]
-                and (entry[0], entry[1]) == (st.st_size, st.st_mtime_ns)
+                and (entry[0], entry[1]) == (size, version)
                 and rel not in wanted
             ):
                 self._files[rel] = entry
             else:
-                scan.todo.append((rel, st.st_mtime_ns, entry, rel in wanted))
+                scan.todo.append((rel, version, entry, rel in wanted))
+                scan.sizes[rel] = size
         scan.gone = [e[3] for e in entries.values()]
         return scan
 
     def _scan_records(self) -> _RecordsScan:
         reader = RecordReader(self.job)
-        st = reader.path.stat()
+        size, version = reader.stat()
         stored = self._previous.get("records")
         wanted = {w.input_key: w.custom_id for w in self.waiting}
-        scan = _RecordsScan(reader, st.st_size, st.st_mtime_ns, wanted)
+        scan = _RecordsScan(reader, size, version, wanted)
         if stored is None:
             scan.mode = "full"
             return scan
         size, mtime, offset, lines, sha, header = stored
         scan.mark = RecordsMark(offset, lines, sha, tuple(header) if header else None)
-        if mtime and (size, mtime) == (st.st_size, st.st_mtime_ns) and not wanted:
+        if mtime and (size, mtime) == (scan.size, scan.mtime) and not wanted:
             self._records = stored
             scan.mode = "unchanged"
         elif reader.continues(scan.mark):
@@ -218,11 +211,10 @@ class IncrementalSource:
 
     def _render_glob(self, scan: _GlobScan) -> Iterator[Rendered]:
         seen: set[str] = set()
-        base = self.job.base_dir
         for rel, mtime, entry, wanted in scan.todo:
-            data = read_input_file(rel, base / rel)
+            data = read_input(self.job, rel, scan.sizes[rel])
             sha = content_sha(data)
-            mtime = 0 if mtime >= self.racy_after else mtime
+            mtime = self._trusted(mtime)
             if entry is not None and entry[2] == sha and not wanted:
                 self._files[rel] = [len(data), mtime, sha, entry[3]]  # same content
                 continue
@@ -258,8 +250,13 @@ class IncrementalSource:
             request, params = self.builder.build(item)
             yield Rendered(request, params, scan.wanted.get(item.key))
         m = scan.reader.mark
-        mtime = 0 if scan.mtime >= self.racy_after else scan.mtime
+        mtime = self._trusted(scan.mtime)
         self._records = [scan.size, mtime, m.offset, m.lines, m.sha, m.header]
+
+    def _trusted(self, version: int | str) -> int | str:
+        """The version to store: an mtime_ns taken within `RACY_S` of now proves nothing
+        (stored as 0: read again next pass); an object's ETag changes with its content."""
+        return 0 if isinstance(version, int) and version >= self.racy_after else version
 
     def _refuse_duplicate(self, item: InputItem, seen: set[str]) -> None:
         if item.key in seen:
@@ -280,8 +277,10 @@ class IncrementalSource:
 
 @dataclass
 class _GlobScan:
-    # (rel, mtime_ns, previous entry or None, whether a waiting request needs it)
-    todo: list[tuple[str, int, list[Any] | None, bool]] = field(default_factory=list)
+    # (rel, version: mtime_ns or ETag, previous entry or None, whether a waiting request
+    # needs it), and each one's size
+    todo: list[tuple[str, int | str, list[Any] | None, bool]] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
     gone: list[str] = field(default_factory=list)  # custom_ids of files no longer there
 
 
@@ -289,7 +288,7 @@ class _GlobScan:
 class _RecordsScan:
     reader: RecordReader
     size: int
-    mtime: int
+    mtime: int | str  # mtime_ns, or an object's ETag
     wanted: dict[str, str]  # input key -> custom_id of the waiting requests
     mode: str = "full"  # unchanged | append | full
     mark: RecordsMark | None = None
@@ -330,7 +329,7 @@ def requests_for(job: JobSpec, wanted: Sequence[Waiting]) -> Iterator[CompiledRe
         if job.input.kind == "glob":
             for rel in sorted({w.input_path for w in wanted if w.input_path is not None}):
                 try:
-                    data = read_input_file(rel, job.base_dir / rel)
+                    data = read_input(job, rel)
                     yield builder.build(_keyed(file_item(job, rel, data), key_fn))[0]
                 except (OSError, InputError):
                     continue

@@ -64,18 +64,46 @@ class SinkRecordErrors(BatchrunError):
 
 
 def open_sink(job: JobSpec) -> Sink:
-    """The sink a job's `output` names."""
-    if job.output.type == "jsonl":
+    """The sink a job's `output` names: on a disk, in object storage, or in PostgreSQL."""
+    from runner.sinks.columns import job_columns  # the table sinks' extra columns
+
+    out = job.output
+    if out.type == "postgres":
+        from runner.sinks.postgres import PostgresSink  # psycopg: only for this sink
+
+        return PostgresSink(out, job.path, columns=job_columns(job))
+    if out.url is not None:
+        from runner.sinks.objects import ObjectFilesSink, ObjectJsonlSink
+
+        return ObjectJsonlSink(out.url) if out.type == "jsonl" else ObjectFilesSink(out, out.url)
+    if out.type == "jsonl":
         from runner.sinks.jsonl import JsonlSink
 
-        return JsonlSink(job.output.path)
-    if job.output.type == "files":
+        return JsonlSink(out.local)
+    if out.type == "files":
         from runner.sinks.files import FilesSink
 
-        return FilesSink(job.output)
-    if job.output.type == "sqlite":
-        from runner.sinks.columns import job_columns
+        return FilesSink(out)
+    if out.type == "sqlite":
         from runner.sinks.sqlite import SqliteSink
 
-        return SqliteSink(job.output, job.name, columns=job_columns(job))
-    raise BatchrunError(f"{job.path}: unknown output type {job.output.type!r}")
+        return SqliteSink(out, job.name, columns=job_columns(job))
+    raise BatchrunError(f"{job.path}: unknown output type {out.type!r}")
+
+
+def output_holds_results(job: JobSpec) -> bool:
+    """Whether the job's output exists with something in it: a non-empty file, a folder, an
+    object or prefix with content, a table with rows. A run asks before opening the sink:
+    an output that is gone is rebuilt from state, and one present beside a new state means
+    the state was lost."""
+    out = job.output
+    if out.type == "postgres":
+        from runner.sinks.postgres import holds_results
+
+        return holds_results(out, job.path)
+    if out.url is not None:
+        from runner.sinks.objects import holds_results as object_holds_results
+
+        return object_holds_results(out, out.url)
+    path = out.local
+    return path.exists() and (path.is_dir() or path.stat().st_size > 0)

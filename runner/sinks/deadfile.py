@@ -30,19 +30,23 @@ def letter_to_dict(letter: DeadLetter) -> dict[str, Any]:
     return dataclasses.asdict(letter)
 
 
-class DeadLetterFile:
-    """The dead letters of one sink, kept in memory and rewritten whole on each change.
+class DeadLetters:
+    """The dead letters of one sink, kept in memory and saved whole on each change.
 
     Contract: `put` makes each letter the one of its input key; `discard` removes the
-    letters of keys that now have a result. Both are idempotent and rewrite the file only
-    when something changed; an empty set removes the file. Durable on return.
+    letters of keys that now have a result. Both are idempotent and save only when
+    something changed; an empty set removes the saved copy. Durable on return. Where the
+    letters are kept is the subclass's: `_load` (called once, on first use) and `_save`.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.remove_temps_of(path.parent, path.name)
-        self._letters = _load(path)
+    def __init__(self) -> None:
+        self._loaded: dict[str, dict[str, Any]] | None = None
+
+    @property
+    def _letters(self) -> dict[str, dict[str, Any]]:
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
 
     def __len__(self) -> int:
         return len(self._letters)
@@ -67,26 +71,47 @@ class DeadLetterFile:
         if removed:
             self._save()
 
+    def encode(self) -> bytes:
+        """The saved form: one JSON line per letter, sorted by input key."""
+        return b"".join(orjson.dumps(self._letters[k]) + b"\n" for k in sorted(self._letters))
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _save(self) -> None:
+        raise NotImplementedError
+
+
+class DeadLetterFile(DeadLetters):
+    """Dead letters in a local file, replaced atomically on each change."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.remove_temps_of(path.parent, path.name)
+        self._loaded = self._load()
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        """The letters on disk; the file is only ever replaced whole, never torn."""
+        try:
+            return parse_letters(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+
     def _save(self) -> None:
         dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if self._letters:
-                atomic.write_atomic(dir_fd, self.path.name, self._encode())
+                atomic.write_atomic(dir_fd, self.path.name, self.encode())
             else:
                 atomic.unlink(dir_fd, self.path.name)
             atomic.fsync_dir(dir_fd)
         finally:
             os.close(dir_fd)
 
-    def _encode(self) -> bytes:
-        return b"".join(orjson.dumps(self._letters[k]) + b"\n" for k in sorted(self._letters))
 
-
-def _load(path: Path) -> dict[str, dict[str, Any]]:
-    """The letters on disk by input key; the file is only ever replaced whole, never torn."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return {}
+def parse_letters(data: bytes) -> dict[str, dict[str, Any]]:
+    """The letters of a saved copy (`DeadLetters.encode`), by input key."""
     rows = (orjson.loads(line) for line in data.splitlines() if line.strip())
     return {row["input_key"]: row for row in rows}

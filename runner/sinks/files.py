@@ -211,11 +211,11 @@ class FilesSink:
         self._content: FileContent = output.content
         self._suffix = output.suffix or DEFAULT_SUFFIX[output.content]
         self._naming = (output.input_base, output.keep_extension)
-        self._root_fd: int | None = _open_root(output.path)
-        atomic.remove_temps(output.path)
+        self._root_fd: int | None = _open_root(output.local)
+        atomic.remove_temps(output.local)
         self._dirty: set[tuple[str, ...]] = set()
         self._writers: ThreadPoolExecutor | None = None
-        self._dead = DeadLetterFile(sidecar_path(output.path))
+        self._dead = DeadLetterFile(sidecar_path(output.local))
 
     def upsert(self, records: Sequence[ResultRecord]) -> None:
         """Write each record's file; raise `SinkRecordErrors` at the end for any refused.

@@ -177,11 +177,11 @@ class SqliteSink:
         self.table = output.table or default_table(job_name)
         self.dead_table = f"{self.table}_dead_letters"
         self._clock = clock
-        self._path = output.path
+        self._path = output.local
         # Included fields and schema properties (sinks/columns.py), after batchrun's own.
         self._extra = tuple(columns)
         self._columns = RESULT_COLUMNS + tuple((c.name, c.sql_type) for c in self._extra)
-        self._conn: sqlite3.Connection | None = _connect(output.path)
+        self._conn: sqlite3.Connection | None = _connect(output.local)
         try:
             self._setup()
         except sqlite3.Error as e:  # not a database, locked for 10 s, read-only, ...

@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from runner import storage
 from runner.errors import Diagnostic
 from runner.globs import find_files, glob_regex
-from runner.spec import model_checks, output_checks, template_check, templating
+from runner.spec import locations, model_checks, output_checks, template_check, templating
 from runner.spec.model import Template
 from runner.spec.raw import RawJob
 from runner.spec.schema import parse_duration
@@ -33,6 +34,7 @@ def check_job(job: RawJob) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     checks = (
         _referenced_files,
+        _locations,
         _input_options,
         _output_is_input,
         _glob,
@@ -64,14 +66,32 @@ _REFERENCED = (
 def _referenced_files(job: RawJob) -> Iterator[Diagnostic]:
     for keys in _REFERENCED:
         relative = job.get(*keys, kind=str)
-        if not relative:
-            continue
+        if not relative or storage.is_url(relative):
+            continue  # a URL is checked by _locations; its object only by a run
         target = job.resolve(relative)
         path = "$." + ".".join(keys)
         if target.is_dir():
             yield job.at(path, f"{display_name(target)} is a folder: name a file")
         elif not target.is_file():
             yield job.at(path, f"file not found: {display_name(target)}")
+
+
+def _locations(job: RawJob) -> Iterator[Diagnostic]:
+    """The URLs' form and extras, and a postgres output's settings (see `locations`)."""
+    found: list[locations.Finding] = []
+    for kind in ("glob", "jsonl", "csv"):
+        text = job.get("input", kind, kind=str)
+        if text:
+            found += locations.url_findings(f"$.input.{kind}", text, kind)
+    out, sink = job.get("output", "path", kind=str), job.get("output", "type")
+    if out:
+        found += locations.url_findings("$.output.path", out, "output", sink)
+    if sink == "postgres":
+        found += locations.postgres_findings(
+            job.get("output", "dsn_env"), job.get("output", "table")
+        )
+    for f in found:
+        yield job.at(f.path, f.message, f.severity)
 
 
 def _input_options(job: RawJob) -> Iterator[Diagnostic]:
@@ -87,7 +107,13 @@ def _input_options(job: RawJob) -> Iterator[Diagnostic]:
 def _output_is_input(job: RawJob) -> Iterator[Diagnostic]:
     kind, out = _input_kind(job), job.get("output", "path", kind=str)
     source = job.get("input", kind, kind=str) if kind in ("jsonl", "csv") else None
-    if source and out and job.resolve(source) == job.resolve(out):
+    if not source or not out:
+        return
+    if (
+        locations.same_place(source, out)
+        if storage.is_url(source) or storage.is_url(out)
+        else job.resolve(source) == job.resolve(out)
+    ):
         message = f"the output would overwrite the input file {source!r}: write it elsewhere"
         yield job.at("$.output.path", message)
 
@@ -101,6 +127,9 @@ def _glob(job: RawJob) -> Iterator[Diagnostic]:
     pattern = job.get("input", "glob", kind=str)
     if not pattern or _input_kind(job) != "glob":
         return
+    if storage.is_url(pattern):  # its objects are listed by a run: validate reaches no store
+        yield from _output_in_url_glob(job, pattern)
+        return
     if Path(pattern).is_absolute():
         yield job.at("$.input.glob", "the glob must be relative to the job file's folder")
         return
@@ -109,7 +138,27 @@ def _glob(job: RawJob) -> Iterator[Diagnostic]:
         where = display_name(job.path.parent) or "."
         message = f"no file matches {pattern!r} (relative to {where}): the job has no inputs"
         yield job.at("$.input.glob", message, "warning")
-    yield from _output_in_glob(job, pattern, excludes)
+    out = job.get("output", "path", kind=str)
+    if out and not storage.is_url(out):
+        try:
+            relative = job.resolve(out).relative_to(job.path.parent.resolve()).as_posix()
+        except ValueError:
+            return  # outside the job's folder, so outside any relative glob without `..`
+        yield from _output_in_glob(job, pattern, excludes, relative)
+
+
+def _output_in_url_glob(job: RawJob, glob_url: str) -> Iterator[Diagnostic]:
+    """The glob's check below for a URL glob and an output in the same bucket."""
+    out = job.get("output", "path", kind=str)
+    if not out or not storage.is_url(out):
+        return
+    try:
+        inputs, output = storage.parse_url(glob_url), storage.parse_url(out)
+    except storage.UrlError:
+        return  # reported by _locations
+    if (inputs.scheme, inputs.bucket) == (output.scheme, output.bucket):
+        excludes = [e for e in job.get("input", "exclude", kind=list) or () if isinstance(e, str)]
+        yield from _output_in_glob(job, inputs.key, excludes, output.key.rstrip("/"), glob_url)
 
 
 def _matching_files(base: Path, pattern: str, excludes: list[str]) -> list[str]:
@@ -123,15 +172,12 @@ def _matches_any(relative: str, patterns: list[str]) -> bool:
     return any(glob_regex(p).match(relative) for p in patterns)
 
 
-def _output_in_glob(job: RawJob, pattern: str, excludes: list[str]) -> Iterator[Diagnostic]:
+def _output_in_glob(
+    job: RawJob, pattern: str, excludes: list[str], relative: str, shown: str | None = None
+) -> Iterator[Diagnostic]:
+    """Whether the output (at `relative`, in the glob's own terms) is one of its inputs;
+    `shown` is the glob as written, when `pattern` is only its part below a bucket."""
     out = job.get("output", "path", kind=str)
-    if not out:
-        return
-    target = job.resolve(out)
-    try:
-        relative = target.relative_to(job.path.parent.resolve()).as_posix()
-    except ValueError:
-        return  # outside the job's folder, so outside any relative glob without `..`
     candidates = [relative]
     if job.get("output", "type") == "files":
         suffix = job.get("output", "suffix", kind=str) or ".md"
@@ -140,7 +186,7 @@ def _output_in_glob(job: RawJob, pattern: str, excludes: list[str]) -> Iterator[
     reached = [c for c in candidates if _matches_any(c, [pattern])]
     if reached and not _matches_any(reached[0], excludes):
         message = (
-            f"the output {out!r} is inside the input glob {pattern!r}: a later run would "
+            f"the output {out!r} is inside the input glob {shown or pattern!r}: a later run would "
             "read its own results as inputs; move the output or add it to input.exclude"
         )
         yield job.at("$.output.path", message)

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from runner import storage
 from runner.errors import SpecError
 from runner.globs import _literal_prefix
 from runner.spec import structured, validate
@@ -164,13 +165,18 @@ class _Parts:
     def input(self) -> InputSpec:
         inp = self.doc["input"]
         kind: InputKind = "glob" if "glob" in inp else ("jsonl" if "jsonl" in inp else "csv")
+        source: str = inp[kind]
+        url = storage.parse_url(source) if storage.is_url(source) else None
+        if url is not None and kind == "glob":  # the bucket's root, and the key pattern
+            source, url = url.key, storage.Url(url.scheme, url.bucket, "")
         return InputSpec(
             kind=kind,
-            pattern=inp.get("glob"),
+            pattern=source if kind == "glob" else None,
             exclude=tuple(inp.get("exclude", ())),
-            path=self.resolve(inp[kind]) if kind != "glob" else None,
+            path=self.resolve(source) if kind != "glob" and url is None else None,
             key=self.template("$.input.key", inp["key"]) if "key" in inp else None,
             as_=inp.get("as", "text"),
+            url=url,
         )
 
     def system(self) -> SystemSpec | None:
@@ -197,13 +203,29 @@ class _Parts:
 
     def output(self) -> OutputSpec:
         out = self.doc["output"]
+        path, url = self.location(out.get("path"))
+        table = out.get("table")
+        if out["type"] == "postgres" and table is None:
+            table = self.doc["name"].replace("-", "_")  # as the sqlite sink's default
         return OutputSpec(
             type=out["type"],
-            path=self.resolve(out["path"]),
+            path=path,
             suffix=out.get("suffix"),
             content=out.get("content", "text"),
-            table=out.get("table"),
+            table=table,
+            url=url,
+            dsn_env=out.get("dsn_env"),
             include=tuple(out.get("include", ())),
             keep_extension=out.get("keep_extension", False),
-            input_base=_literal_prefix(self.doc["input"].get("glob") or ""),
+            input_base=_literal_prefix(self.input().pattern or ""),  # an object glob's key part
         )
+
+    def location(self, written: str | None) -> tuple[Path | None, storage.Url | None]:
+        """An output path as written: a local path (a `file://` URL is one: the local sinks
+        are the crash-safe ones on a disk), or an object storage URL."""
+        if written is None:
+            return None, None
+        if not storage.is_url(written):
+            return self.resolve(written), None
+        url = storage.parse_url(written)
+        return (Path("/" + url.key), None) if url.scheme == "file" else (None, url)

@@ -16,11 +16,12 @@ from typing import Any, Literal
 import orjson
 
 from runner.spec.yaml_source import Positions, TextStarts
+from runner.storage import Url
 
 CacheTTL = Literal["5m", "1h"]
 InputKind = Literal["glob", "jsonl", "csv"]
 InputAs = Literal["text", "document", "image"]
-SinkType = Literal["jsonl", "files", "sqlite"]
+SinkType = Literal["jsonl", "files", "sqlite", "postgres"]
 FileContent = Literal["text", "json", "message"]
 
 
@@ -70,12 +71,17 @@ class MessageTemplate:
 
 @dataclass(frozen=True)
 class InputSpec:
+    """Where the inputs are. On disk: `pattern` relative to `JobSpec.base_dir`, or `path`.
+    In object storage (`url` set): a glob's `url` is its bucket's root and `pattern` the
+    key pattern below it; a records input's `url` is the object and `path` is None."""
+
     kind: InputKind
-    pattern: str | None  # the glob, relative to JobSpec.base_dir (kind == "glob")
+    pattern: str | None  # the glob (kind == "glob")
     exclude: tuple[str, ...]
     path: Path | None  # the absolute JSONL/CSV file (kind == "jsonl" | "csv")
     key: Template | None  # key template; None: relative path or line number
     as_: InputAs
+    url: Url | None = None  # s3://, gs:// or file://: see above
 
 
 @dataclass(frozen=True)
@@ -97,16 +103,37 @@ class PriceOverride:
 
 @dataclass(frozen=True)
 class OutputSpec:
+    """The sink. Exactly one of `path` (a local file or folder; `file://` URLs become one),
+    `url` (an `s3://` or `gs://` object or prefix) and `dsn_env` (postgres) is set."""
+
     type: SinkType
-    path: Path  # absolute
+    path: Path | None  # absolute
     suffix: str | None = None  # files
     content: FileContent = "text"  # files
-    table: str | None = None  # sqlite
+    table: str | None = None  # sqlite; postgres (always set: the job name by default)
     include: tuple[str, ...] = ()  # input fields copied beside each answer
+    url: Url | None = None  # jsonl, files
+    dsn_env: str | None = None  # postgres: the environment variable holding the DSN
     # files: an input's file mirrors its path below `input_base` (the glob's fixed base),
     # the suffix replacing its extension unless `keep_extension`.
     keep_extension: bool = False
     input_base: str = ""
+
+    @property
+    def local(self) -> Path:
+        """`path`, for the sinks that write to a disk (whose output has one by construction)."""
+        if self.path is None:
+            raise ValueError(f"this {self.type} output has no local path")
+        return self.path
+
+    @property
+    def where(self) -> str:
+        """Where results go, for messages: never the DSN itself."""
+        if self.url is not None:
+            return str(self.url)
+        if self.path is not None:
+            return str(self.path)
+        return f"postgres table {self.table} (DSN in ${self.dsn_env})"
 
 
 NotifyEvent = Literal["finished", "dead_letters"]

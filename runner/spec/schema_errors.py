@@ -119,6 +119,8 @@ def _suggest(key: str, allowed: list[str]) -> str:
 
 def _missing_keys(err: ValidationError, path: str, where: _Where) -> Iterator[Diagnostic]:
     properties = err.schema.get("properties", {})
+    if path == "$.output" and "then" in err.relative_schema_path:  # a sink's own keys
+        properties = job_schema.schema()["$defs"]["output"]["properties"]
     for key in err.validator_value:
         if key not in err.instance:
             hint = _first_sentence(properties.get(key, {}))

@@ -171,7 +171,7 @@ def test_emulate_needs_no_key(tmp_path: Path) -> None:
     result = api.run(job, emulate=True)
     assert result.finished and result.counts["succeeded"] == 2
     assert result.emulated == tmp_path / ".batchrun" / "_emulate"
-    assert result.output.is_relative_to(result.emulated) and result.output.exists()
+    assert Path(result.output).is_relative_to(result.emulated) and Path(result.output).exists()
     assert not (tmp_path / "out").exists()
     assert api.status(job, state_dir=result.emulated).requests == {"succeeded": 2}
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from runner import compile as compile_
-from runner import crashpoint, inputs
+from runner import crashpoint, inputs, storage
 from runner.commands.wiring import compiler
 from runner.compile import index
 from runner.errors import InputError
@@ -25,6 +25,7 @@ from runner.spec import JobSpec, load_job
 from runner.store import Store
 from tests.fakes import FakeAPI, FakeClock, errored, price, succeeded
 from tests.jobkit import write_job
+from tests.services import Bucket, s3_client
 
 FILES = {f"data/{i}.txt": f"text {i}" for i in range(5)}
 T0 = time.time()
@@ -55,7 +56,7 @@ class Watch:
             self.rendered.append(item.key)
             return real_build(builder, item)
 
-        monkeypatch.setattr(index, "read_input_file", read)
+        monkeypatch.setattr(inputs, "read_input_file", read)
         monkeypatch.setattr(compile_.RequestBuilder, "build", build)
 
     def reset(self) -> None:
@@ -79,7 +80,7 @@ class Job:
     def run(self, no_wait: bool = False) -> executor.RunSummary:
         store = Store.open(self.folder / "state")
         ctx = Context(job=self.reload(), store=store, backend=self.api,
-                      sink=JsonlSink(self.spec.output.path), compiler=compiler(),
+                      sink=JsonlSink(self.spec.output.local), compiler=compiler(),
                       clock=self.clock, price=price)  # fmt: skip
         try:
             store.lock()
@@ -313,3 +314,49 @@ def test_glob_keyed_by_a_template_renders_all_on_a_change(
     age(tmp_path)
     assert job.sent(job.run) == {"k-2"}
     assert len(watch.rendered) == len(FILES)
+
+
+def test_objects_added_and_changed_are_the_only_ones_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_bucket: Bucket
+) -> None:
+    """Objects are compared by key, size and ETag from one listing: a pass reads (GETs)
+    only the new and changed ones, and an unchanged bucket is listed, never read."""
+    client = s3_client()
+    for n in "abc":
+        client.put_object(Bucket=s3_bucket.name, Key=f"docs/{n}.txt", Body=f"text {n}".encode())
+    job = Job(tmp_path, {}, input={"glob": s3_bucket.url("docs/*.txt")})
+    reads: list[str] = []
+    real_read = storage.Storage.read
+
+    def counted(self: storage.Storage, url: storage.Url) -> bytes:
+        reads.append(url.key)
+        return real_read(self, url)
+
+    monkeypatch.setattr(storage.Storage, "read", counted)
+    assert job.sent(job.run) == {"docs/a.txt", "docs/b.txt", "docs/c.txt"}
+    reads.clear()
+    assert job.sent(job.run) == set() and reads == []
+    client.put_object(Bucket=s3_bucket.name, Key="docs/d.txt", Body=b"text d")
+    client.put_object(Bucket=s3_bucket.name, Key="docs/b.txt", Body=b"text B")
+    assert job.sent(job.run) == {"docs/b.txt", "docs/d.txt"}
+    assert sorted(reads) == ["docs/b.txt", "docs/d.txt"]
+
+
+def test_a_records_object_that_grew_renders_only_the_new_records(
+    tmp_path: Path, s3_bucket: Bucket
+) -> None:
+    """An object is replaced whole, but one that still begins with the part read before
+    (its sha proves it) is read on from the mark: only the appended records are new."""
+    client = s3_client()
+    lines = [f'{{"id": "r{i}", "q": "question {i}"}}\n' for i in range(4)]
+    client.put_object(Bucket=s3_bucket.name, Key="in/q.jsonl", Body="".join(lines[:3]).encode())
+    job = Job(
+        tmp_path,
+        {},
+        input={"jsonl": s3_bucket.url("in/q.jsonl"), "key": "{{ record.id }}"},
+        prompt="{{ input.record.q }}",
+    )
+    assert job.sent(job.run) == {"r0", "r1", "r2"}
+    assert job.sent(job.run) == set()
+    client.put_object(Bucket=s3_bucket.name, Key="in/q.jsonl", Body="".join(lines).encode())
+    assert job.sent(job.run) == {"r3"}

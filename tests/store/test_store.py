@@ -217,7 +217,7 @@ def test_a_run_on_a_v2_state_writes_what_it_had_not_written(tmp_path: Path) -> N
             "INSERT INTO results VALUES (?, ?, ?, ?)", (r.input_key, r.custom_id, line, written)
         )
     db.close()
-    out = h.job.output.path
+    out = h.job.output.local
     out.parent.mkdir(parents=True)
     out.write_bytes(lines[0] + b"\n" + lines[2] + b"\n")
     ctx = h.context()
