@@ -8,7 +8,9 @@ command needs (`status` never loads the render stack, nothing but `emulator` the
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import click
 
 from runner import log
-from runner.errors import BatchrunError, ExitCode
+from runner.errors import BatchrunError, ExitCode, Terminated
 
 
 class DefaultRunGroup(click.Group):
@@ -32,12 +34,19 @@ class DefaultRunGroup(click.Group):
 
 
 def _guard(fn: Callable[[], int]) -> int:
-    """Run one command body, turning expected errors into messages and exit codes."""
+    """Run one command body, turning expected errors into messages and exit codes. SIGTERM
+    (Kubernetes, `docker stop`) stops it as Ctrl-C does, with exit 143."""
+    previous = _on_sigterm(_terminate)
     try:
         return fn()
     except BatchrunError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
+    except Terminated:
+        click.echo(
+            "terminated (SIGTERM): stopped cleanly, state is saved; run again to go on", err=True
+        )
+        return ExitCode.TERMINATED
     except KeyboardInterrupt:
         click.echo(
             "interrupted: the state is saved; run the same command again to resume", err=True
@@ -48,9 +57,30 @@ def _guard(fn: Callable[[], int]) -> int:
         # stdout at /dev/null so the interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OK
-    except Exception:
+    except Exception as exc:
+        from runner import faults  # a full disk, a damaged state...: worded, not a bug
+
+        known = faults.explain(exc)
+        if known is not None:
+            click.echo(f"error: {known}", err=True)
+            return known.exit_code
         log.get("batchrun").exception("internal error: this is a bug in batchrun, please report it")
         return ExitCode.INTERNAL
+    finally:
+        _on_sigterm(previous)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    _on_sigterm(signal.SIG_IGN)  # a second SIGTERM must not cut the unwinding short
+    raise Terminated
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install `handler` for SIGTERM; returns the previous one. Only the main thread may
+    (a library caller's worker thread keeps the handlers it has)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler) if handler is not None else None
 
 
 jobs_argument = click.argument(
@@ -128,6 +158,17 @@ emulator_config_option = click.option(
 )
 
 
+def _duration_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    from runner.backend.reach import duration
+
+    seconds = duration(value.strip())
+    if seconds is None:
+        raise click.BadParameter(f"{value!r} is not a duration such as 90s, 5m or 1h")
+    return seconds
+
+
 @cli.command("run")
 @jobs_argument
 @click.option("--no-wait", is_flag=True, help="Do one reconcile pass and exit (cron/CI mode).")
@@ -141,6 +182,13 @@ emulator_config_option = click.option(
 @emulate_option
 @state_dir_option
 @emulator_config_option
+@click.option(
+    "--unreachable-timeout",
+    metavar="DURATION",
+    callback=_duration_option,
+    help="How long to retry an API that cannot be reached before exiting 1 "
+    "(default 5m, or BATCHRUN_UNREACHABLE_TIMEOUT).",
+)
 def run_cmd(
     jobs: tuple[Path, ...],
     no_wait: bool,
@@ -148,6 +196,7 @@ def run_cmd(
     emulate: bool,
     state_dir: Path | None,
     emulator_config: Path | None,
+    unreachable_timeout: float | None,
 ) -> None:
     """Submit what is missing, collect what ended, retry what failed; until done."""
     if emulate and no_wait:
@@ -158,7 +207,7 @@ def run_cmd(
         )
     from runner.commands import run, wiring
 
-    remote = wiring.Remote(emulate, emulator_config)
+    remote = wiring.Remote(emulate, emulator_config, unreachable_timeout=unreachable_timeout)
     log_format = click.get_current_context().find_root().params.get("log_format", "auto")
     sys.exit(
         _guard(
@@ -283,12 +332,30 @@ def apply_cmd(
     type=click.Path(dir_okay=False, path_type=Path),
     help="File to write (atomically); default stdout.",
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="CSV: keep cells as they are (by default a cell starting with = + - @ gets a "
+    "leading ' so that spreadsheets do not run it as a formula).",
+)
 @state_dir_option
-def export_cmd(job: Path, fmt: str, out: Path | None, state_dir: Path | None) -> None:
+def export_cmd(job: Path, fmt: str, out: Path | None, raw: bool, state_dir: Path | None) -> None:
     """Write the job's current results, whatever its sink, as JSONL or CSV."""
     from runner.commands import export
 
-    sys.exit(_guard(lambda: export.export_job(job, fmt, out, state_dir)))
+    sys.exit(_guard(lambda: export.export_job(job, fmt, out, state_dir, raw=raw)))
+
+
+@cli.command("verify")
+@click.argument("job", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--repair", is_flag=True, help="Rewrite what drifted from the state (atomically).")
+@state_dir_option
+def verify_cmd(job: Path, repair: bool, state_dir: Path | None) -> None:
+    """Compare the sink with the job's state: missing, duplicated, altered, unparsable and
+    foreign entries, each with its place. Exit 1 if anything drifted (0 once repaired)."""
+    from runner.commands import verify
+
+    sys.exit(_guard(lambda: verify.verify_job(job, repair, state_dir)))
 
 
 @cli.command("schema")

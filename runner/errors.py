@@ -16,12 +16,18 @@ class ExitCode(enum.IntEnum):
     INTERNAL = 3  # a bug: the traceback is logged
     DEAD_LETTERS = 4  # finished, but some requests ended in dead letters
     INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM (128 + 15), what Kubernetes and `docker stop` send
 
 
 class BatchrunError(Exception):
     """An error a user can act on: its message names the file, the place and the fix."""
 
     exit_code: int = ExitCode.ERROR
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwinds like Ctrl-C (every step is committed before and after its
+    remote call, so stopping anywhere loses nothing), then exits 143."""
 
 
 class SpecError(BatchrunError):

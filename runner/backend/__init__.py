@@ -26,6 +26,31 @@ class Retryable(Exception):
         self.retry_after = retry_after
 
 
+class Unreachable(Retryable):
+    """No HTTP answer at all (connection refused, DNS, timeout), after the SDK's own retries;
+    `reason` says which, in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"connection failed: {reason}")
+        self.reason = reason
+
+
+def connection_reason(exc: BaseException) -> str:
+    """A few words on why a connection failed: the OS error or timeout behind the SDK's
+    exception (its own text is only "Connection error.")."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        kind = type(seen).__name__
+        if isinstance(seen, TimeoutError) or "Timeout" in kind:
+            return "timed out"
+        if kind in ("UnsupportedProtocol", "InvalidURL", "LocalProtocolError"):
+            return "not an http:// or https:// URL"
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower()
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__
+
+
 class CreateUncertain(Exception):
     """A create failed after it may have reached the API: the batch may exist."""
 

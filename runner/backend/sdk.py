@@ -28,6 +28,8 @@ from runner.backend import (
     ResultsGone,
     ResultsUnavailable,
     Retryable,
+    Unreachable,
+    connection_reason,
     require_api_key,
 )
 from runner.errors import RemoteError
@@ -164,7 +166,7 @@ class Backend:
         except anthropic.APIStatusError as exc:
             raise _status_error(exc) from None
         except (anthropic.APIConnectionError, httpx2.HTTPError) as exc:
-            raise Retryable(f"{type(exc).__name__}: connection failed") from None
+            raise Unreachable(connection_reason(exc)) from None
 
     def results(self, batch_id: str) -> Iterator[dict[str, Any]]:
         """Stream the result lines of an ended batch as dicts, never holding them all.
@@ -187,7 +189,7 @@ class Backend:
         except anthropic.APIStatusError as exc:
             raise _status_error(exc) from None
         except (anthropic.APIConnectionError, httpx2.HTTPError) as exc:
-            raise Retryable(f"{type(exc).__name__}: connection failed") from None
+            raise Unreachable(connection_reason(exc)) from None
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:

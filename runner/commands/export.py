@@ -9,7 +9,10 @@ record at a time, so memory stays flat whatever the job size.
   properties, as in the SQLite sink), then one row per record; usage figures flattened as
   `usage.<field>`, the message left out (use JSONL for it). Empty cell = null. Fields with
   commas, quotes or newlines are quoted (RFC 4180, CRLF line ends), so `csv.reader` reads
-  back exactly the strings written.
+  back exactly the strings written. A cell a spreadsheet would run as a formula (starting
+  with `=`, `+`, `-`, `@`, a tab or a carriage return: an answer can say anything) gets a
+  leading `'`, as OWASP's CSV-injection guidance recommends; `raw=True` (`--raw`) keeps
+  cells exactly as they are.
 """
 
 from __future__ import annotations
@@ -68,8 +71,11 @@ def export(
     fmt: Format,
     out: IO[bytes] | IO[str],
     columns: Sequence[Column] = (),
+    *,
+    raw: bool = False,
 ) -> int:
-    """Write `records` to `out` in `fmt`; return how many were written.
+    """Write `records` to `out` in `fmt`; return how many were written. CSV cells that
+    look like formulas are neutralised unless `raw`.
 
     `out` may be binary (a file opened "wb", `sys.stdout.buffer`) or text; text streams
     should be opened with `newline=""` so CSV line ends are not translated. `out` is left
@@ -80,12 +86,17 @@ def export(
     if fmt == "jsonl":
         return _export_jsonl(records, write)
     if fmt == "csv":
-        return _export_csv(records, write, columns)
+        return _export_csv(records, write, columns, raw)
     raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
 def export_file(
-    records: Iterable[ResultRecord], fmt: Format, path: Path, columns: Sequence[Column] = ()
+    records: Iterable[ResultRecord],
+    fmt: Format,
+    path: Path,
+    columns: Sequence[Column] = (),
+    *,
+    raw: bool = False,
 ) -> int:
     """`export` into the file `path`, atomically: a failed export leaves any old file whole.
 
@@ -95,7 +106,7 @@ def export_file(
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.export-tmp")
     try:
         with tmp.open("wb") as out:
-            count = export(records, fmt, out, columns)
+            count = export(records, fmt, out, columns, raw=raw)
             out.flush()
             os.fsync(out.fileno())
         tmp.replace(path)
@@ -181,8 +192,20 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """A cell no spreadsheet runs as a formula: a leading `'` before a formula's first
+    character (the spreadsheet shows the text as it is)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def _export_csv(
-    records: Iterable[ResultRecord], write: Callable[[bytes], Any], columns: Sequence[Column]
+    records: Iterable[ResultRecord],
+    write: Callable[[bytes], Any],
+    columns: Sequence[Column],
+    raw: bool = False,
 ) -> int:
     # csv writes text; one small buffer per row keeps memory flat and the output binary.
     buffer = io.StringIO()
@@ -191,7 +214,8 @@ def _export_csv(
     count = 0
     for record in records:
         extra = [_cell(csv_value(c.value(record))) for c in columns]
-        rows.writerow(csv_row(record) + extra)
+        row = csv_row(record) + extra
+        rows.writerow(row if raw else [neutralise(cell) for cell in row])
         count += 1
         write(buffer.getvalue().encode("utf-8"))
         buffer.seek(0)
@@ -226,7 +250,7 @@ def _extra_columns(path: Path) -> tuple[Column, ...]:
         return ()
 
 
-def export_job(path: Path, fmt: str, out: Path | None, root: Path | None) -> int:
+def export_job(path: Path, fmt: str, out: Path | None, root: Path | None, raw: bool = False) -> int:
     """`batchrun export`: the job's current results from its state, whatever the sink, as
     JSONL or CSV, to a file (written atomically) or to stdout."""
     job = state_ref(path)
@@ -236,9 +260,9 @@ def export_job(path: Path, fmt: str, out: Path | None, root: Path | None) -> int
         records = store.iter_results()
         kind: Format = "csv" if fmt == "csv" else "jsonl"
         if out is not None:
-            count = export_file(records, kind, out, columns)
+            count = export_file(records, kind, out, columns, raw=raw)
         else:
-            count = export(records, kind, sys.stdout.buffer, columns)
+            count = export(records, kind, sys.stdout.buffer, columns, raw=raw)
             sys.stdout.buffer.flush()
     finally:
         store.close()

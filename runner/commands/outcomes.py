@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from runner.errors import ExitCode
 from runner.executor.loop import RunSummary
 from runner.records import DeadLetter
@@ -139,6 +141,7 @@ class StatusReport:
     batches: Sequence[Mapping[str, Any]] = ()
     dead_letters: Sequence[Mapping[str, Any]] = ()
     cost: Mapping[str, Any] | None = None
+    sink_verified: Mapping[str, Any] | None = None  # the last `verify`: at, drifts, repaired
 
     @property
     def dead_letters_by_type(self) -> dict[str, int]:
@@ -157,6 +160,7 @@ class StatusReport:
             "dead_letters": list(self.dead_letters),
             "dead_letters_by_type": self.dead_letters_by_type,
             "cost": self.cost,
+            "sink_verified": self.sink_verified,
         }
 
 
@@ -180,6 +184,7 @@ def status_report(job_name: str, store: Store, now: datetime | None = None) -> S
         batches=tuple(batches),
         dead_letters=tuple(dead_letter_dict(d) for d in store.iter_dead()),
         cost=cost_report(store),
+        sink_verified=last_verified(store),
     )
 
 
@@ -207,6 +212,7 @@ def format_status(s: StatusReport) -> str:
         )
     if s.requests.get("succeeded"):  # before any result the cost lines would all read 0
         lines += ["  " + line for line in format_cost(dict(s.cost or {}))]
+    lines.append("  " + _verified(s.sink_verified))
     if s.dead_letters:
         by_type = s.dead_letters_by_type
         lines.append("  dead letters: " + ", ".join(f"{n} {t}" for t, n in by_type.items()))
@@ -215,6 +221,27 @@ def format_status(s: StatusReport) -> str:
     if len(s.dead_letters) > 20:
         lines.append(f"  ... and {len(s.dead_letters) - 20} more dead letters")
     return "\n".join(lines)
+
+
+VERIFIED_META = "sink_verified"  # what `verify` last found, as JSON: at, drifts, repaired
+
+
+def last_verified(store: Store) -> dict[str, Any] | None:
+    """What the last `verify` found (at, drifts, repaired), or None if never run."""
+    raw = store.get_meta(VERIFIED_META)
+    try:
+        found = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _verified(last: Mapping[str, Any] | None) -> str:
+    if last is None:
+        return "sink: never verified (`batchrun verify JOB` compares it with the state)"
+    found = "matched the state" if not last.get("drifts") else f"{last['drifts']} drift(s)"
+    done = ", repaired" if last.get("repaired") else ""
+    return f"sink: last verified {last.get('at')}: {found}{done}"
 
 
 @dataclass(frozen=True)

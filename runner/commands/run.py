@@ -12,10 +12,18 @@ import orjson
 from runner import executor, log
 from runner.commands import notify, outcomes, run_report, scratch
 from runner.commands.display import Display, NoDisplay, for_terminal
-from runner.commands.wiring import Remote, api_errors, backend, open_job, state_dir
+from runner.commands.wiring import (
+    Remote,
+    StateWatch,
+    api_errors,
+    backend,
+    open_job,
+    patient,
+    state_dir,
+)
 from runner.errors import BatchrunError
 from runner.executor import Context, RunSummary
-from runner.spec import JobSpec, load_job
+from runner.spec import JobSpec, load_job, siblings
 from runner.spec.hints import no_inputs
 
 
@@ -33,6 +41,7 @@ def run_jobs(
     the others start."""
     try:
         jobs = [load_job(p) for p in paths]
+        siblings.refuse_shared((j.path, j.name, j.output.where) for j in jobs)
         results = run_results(jobs, no_wait, root, remote, display=for_terminal(log_format))
     except BatchrunError as exc:
         if as_json:  # cron still gets a document to read; the message goes to stderr too
@@ -71,7 +80,8 @@ def run_results(
         jobs = [scratch.scratch_job(job, root) for job in jobs]
     wheres = [state_dir(job, r) for job, r in zip(jobs, roots, strict=True)]
     shown: Display = display or NoDisplay()
-    with api_errors(), backend(remote) as api, contextlib.ExitStack() as stack:
+    with api_errors(), backend(remote) as connected, contextlib.ExitStack() as stack:
+        api = patient(connected, remote, no_wait)
         opened = [
             open_job(stack, job, api, where, remote.emulate, show_progress=False)
             for job, where in zip(jobs, wheres, strict=True)
@@ -83,7 +93,8 @@ def run_results(
         narrowed = None
         if planned is not None:  # `apply`: each opened job submits its saved plan's requests
             narrowed = [ids for ids, c in zip(planned, opened, strict=True) if c is not None]
-        summaries = executor.run_many(ctxs, ctxs[0].clock, no_wait, narrowed) if ctxs else []
+        watch = StateWatch((c.store.state_dir, c.job.path) for c in ctxs)  # all, not the first
+        summaries = executor.run_many(ctxs, watch, no_wait, narrowed) if ctxs else []
         ended = iter(summaries)  # in the order of the opened jobs
         results = [
             _result(job, where, c, next(ended) if c else None, no_wait, scratch_root)

@@ -8,13 +8,14 @@ from pathlib import Path
 import orjson
 
 from runner.errors import Diagnostic, ExitCode
-from runner.spec import record_checks, validate
+from runner.spec import record_checks, siblings, validate
 from runner.spec.load import build_spec
 
 
 def main(jobs: tuple[Path, ...], fmt: str) -> int:
     """Print each problem as FILE:LINE:COL: $.path: message (or JSON); 0 when all are valid."""
     results = [_checked(p.absolute()) for p in jobs]
+    siblings.add_clashes(results)
     diagnostics = [d for r in results for d in r.diagnostics]
     if fmt == "json":
         print(orjson.dumps([d.as_dict() for d in diagnostics], option=orjson.OPT_INDENT_2).decode())

@@ -7,17 +7,19 @@ import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from runner import log
+from runner import faults, log
 from runner.backend import Lazy, Retryable, require_api_key
 from runner.errors import BatchrunError
-from runner.executor.context import Compiler, Context, Pricer
-from runner.sinks import open_sink, output_holds_results
-from runner.spec import JobRef, JobSpec, load_ref
+from runner.executor.context import Compiler, Context, Pricer, SystemClock
+from runner.sinks import drift, open_sink, output_holds_results
+from runner.sinks.guarded import open_guarded
+from runner.spec import JobRef, JobSpec, containment, load_ref
 from runner.store import LockHeld, Store, default_state_dir
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ class Remote:
     emulator_config: Path | None = None
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
+    unreachable_timeout: float | None = None  # seconds; None: BATCHRUN_UNREACHABLE_TIMEOUT
 
 
 def state_dir(job: JobSpec | JobRef, root: Path | None) -> Path:
@@ -76,6 +79,18 @@ def backend(remote: Remote) -> Iterator[Backend]:
         require_api_key()
         with contextlib.closing(_lazy(remote.base_url)) as api:
             yield api
+
+
+def patient(api: Backend, remote: Remote, no_wait: bool) -> Backend:
+    """`api` giving up, with a clear error, on an API it cannot reach for too long
+    (backend/reach.py); an in-process emulator is always reachable."""
+    if remote.emulate:
+        return api
+    from runner.backend import reach
+
+    patience = reach.patience(remote.unreachable_timeout, no_wait)
+    url = reach.api_url(remote.base_url)
+    return cast("Backend", reach.Reach(api, url, patience, time.monotonic))
 
 
 def _connect(base_url: str | None, **how: Any) -> Backend:
@@ -145,15 +160,44 @@ def _no_progress(_text: str) -> None:
     """For the Python API: a library does not draw on its caller's terminal."""
 
 
+class StateWatch(SystemClock):
+    """The system clock, which before and after each wait checks that the watched state
+    databases are still there: a state folder removed under a live run stops it at its
+    next wait (SQLite would go on writing to the deleted files, and the state would be
+    lost at exit) with an error that says how to go on."""
+
+    def __init__(self, states: Iterable[tuple[Path, Path]]) -> None:
+        """`states`: (state folder, its job file) pairs."""
+        self.states = {s / "state.db": (_inode(s / "state.db"), job) for s, job in states}
+
+    def sleep(self, seconds: float) -> None:
+        self.check()
+        super().sleep(seconds)
+        self.check()
+
+    def check(self) -> None:
+        for db, (inode, job) in self.states.items():
+            if _inode(db) != inode:
+                raise faults.state_removed(db.parent, job)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
 def make_context(job: JobSpec, store: Store, api: Backend, show_progress: bool = True) -> Context:
     return Context(
         job=job,
         store=store,
         backend=api,
-        sink=open_sink(job),
+        sink=open_guarded(job.output.where, lambda: open_sink(job)),
         compiler=compiler(),
         price=pricer(job),
         progress=progress_line() if show_progress else _no_progress,
+        clock=StateWatch([(store.state_dir, job.path)]),
     )
 
 
@@ -167,6 +211,7 @@ def open_job(
 ) -> Context | None:
     """The job's locked state and open sink, closed by `stack`; None if another run holds
     the job (nothing is submitted twice)."""
+    refuse_state_outside(job, where)
     store = Store.open(where)
     stack.callback(store.close)
     try:
@@ -177,9 +222,24 @@ def open_job(
         _refuse_lost_state(job, store)
     if not output_holds_results(job) and store.has_results():
         store.mark_all_unwritten()  # the output was removed: rebuild it from state
+    elif drift.torn_tail(job):
+        # A crash or a full disk cut the sink's last line: its input is restored from state
+        # (the sink cuts the torn line off at its first write, and every row is fed again).
+        log.get("batchrun").warning("the sink's last line was cut: restoring it from state")
+        store.mark_all_unwritten()
     ctx = make_context(job, store, api, show_progress)
     stack.callback(ctx.sink.close)
     return ctx
+
+
+def refuse_state_outside(job: JobSpec | JobRef, where: Path) -> None:
+    """The state folder beside a job stays inside its project root (a `.batchrun` symlinked
+    elsewhere by a pull request must not be written through); --state-dir is the
+    operator's own choice."""
+    if where == default_state_dir(job.path, job.name):
+        why = containment.state_escape(job.path, where)
+        if why is not None:
+            raise BatchrunError(f"{job.path}: {why}")
 
 
 def _refuse_lost_state(job: JobSpec, store: Store) -> None:

@@ -117,6 +117,7 @@ class EmulatorConfig:
     max_body_bytes: int = 268_435_456
     queue_limit: int = 500_000
     cancel_drain_s: float = 0.0
+    read_timeout_s: float = 30.0  # a connection idle or stalled this long mid-request is closed
     responses: tuple[ResponseRule, ...] = ()
 
 
@@ -227,6 +228,9 @@ class _Checker:
 
     def _cancel_drain_s(self, data: Mapping[str, Any]) -> Any:
         return self.number(data, "cancel_drain_s", "", 0.0, 1e9)
+
+    def _read_timeout_s(self, data: Mapping[str, Any]) -> Any:
+        return self.number(data, "read_timeout_s", "", 0.01, 86400.0)
 
     def _latency(self, data: Mapping[str, Any]) -> Latency | None:
         sub = self.mapping(data["latency"], "latency")

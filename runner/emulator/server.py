@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -17,13 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from runner import log
-from runner.emulator import endpoints, errors
+from runner.emulator import endpoints, errors, framing
 from runner.emulator.config import HttpFault
 from runner.emulator.params import Context
 from runner.emulator.service import Service
 
 CHUNK_BYTES = 1 << 20  # results are written in ~1 MB chunks: few syscalls, flat memory
-DRAIN_BYTES = 1 << 20
 CONTROL = ("clock_advance", "stats")
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 COUNT_TOKENS_MAX_BYTES = 32 * 1024 * 1024  # same 2^20 reading of "MB" as max_body_bytes
@@ -55,6 +55,13 @@ class EmulatorServer(ThreadingHTTPServer):
             self._open.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets or stalls its connection between requests is not an error
+        of the emulator's: no traceback on stderr for it."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         with self._open_lock:
             for sock in list(self._open):
@@ -67,6 +74,12 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; with Nagle on, delayed ACKs add ~40 ms.
     disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        # A client that stops sending (or never sends) gives up its thread after this long,
+        # like the real API's front end, instead of holding it forever.
+        self.connection.settimeout(self.server.service.config.read_timeout_s)
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -120,17 +133,28 @@ class Handler(BaseHTTPRequestHandler):
             status = self._dispatch(endpoint, item_id, body, parse_qs(url.query))
         except errors.ApiError as exc:
             status = exc.status
-            self._send_error(exc)
+            self._try_send(exc)
         except (BrokenPipeError, ConnectionResetError):
             # The client went away (for example it abandoned a results stream): normal.
             self.close_connection = True
             status = 499
+        except TimeoutError:
+            self.close_connection = True  # a body left half read: this connection is done
+            status = 408
+            self._try_send(errors.ApiError(408, "timeout_error", "Request body read timed out"))
         except Exception:
             log.get("batchrun.emulator").exception("emulator bug", path=url.path)
             self.close_connection = True  # a response may be half written: start afresh
             status = 500
-            self._send_error(errors.ApiError(500, "api_error", "Internal emulator error"))
+            self._try_send(errors.ApiError(500, "api_error", "Internal emulator error"))
         self._log(method, url.path, endpoint, status, started)
+
+    def _try_send(self, exc: errors.ApiError) -> None:
+        """Answer with the error envelope, unless the client has gone or stopped reading."""
+        try:
+            self._send_error(exc)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
 
     def _log(self, method: str, path: str, endpoint: str, status: int, started: float) -> None:
         # In-process emulators (tests, `run --emulate`) stay quiet: their requests are the
@@ -160,60 +184,18 @@ class Handler(BaseHTTPRequestHandler):
         if not self.headers.get("anthropic-version"):
             raise errors.invalid("anthropic-version: header is required")
 
+    def _read_body(self, limit: int) -> bytes:
+        try:
+            return framing.read_body(self.rfile, self.headers, limit)
+        except errors.ApiError:
+            self.close_connection = True  # the body's end is unknown, or not worth reading
+            raise
+
     def _body_limit(self, path: str) -> int:
         # count_tokens has the Messages API's 32 MB limit (contract 2.7), not the batch one.
         if path == COUNT_TOKENS_PATH:
             return COUNT_TOKENS_MAX_BYTES
         return self.server.service.config.max_body_bytes
-
-    def _read_body(self, limit: int) -> bytes:
-        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            return self._read_chunked(limit)
-        try:
-            length = int(self.headers.get("content-length") or 0)
-        except ValueError:
-            self.close_connection = True  # the body's end is unknown: drop the connection
-            raise errors.invalid("Content-Length: not a number") from None
-        if length > limit:
-            self._drain(length)
-            raise _too_large()
-        # One read of the whole body: the fastest way in, and a single copy in memory.
-        return self.rfile.read(length) if length else b""
-
-    def _read_chunked(self, limit: int) -> bytes:
-        """A chunked request body (SDK callers that pass a generator as `content`). Past
-        `limit` the rest is drained, not kept, so an oversized body costs no memory."""
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline().split(b";")[0].strip()
-            try:
-                size = int(line or b"0", 16)
-            except ValueError:
-                self.close_connection = True  # the body's end is unknown: drop the connection
-                raise errors.invalid("Transfer-Encoding: chunked: bad chunk size") from None
-            if size == 0:
-                while self.rfile.readline().strip():  # trailers end with an empty line
-                    pass
-                if total > limit:
-                    raise _too_large()
-                return b"".join(parts)
-            total += size
-            if total > limit:
-                parts.clear()
-                self._drain(size)
-            else:
-                parts.append(self.rfile.read(size))
-            self.rfile.readline()
-
-    def _drain(self, length: int) -> None:
-        # Reading the rejected body keeps the connection usable and lets the client see the
-        # 413 instead of a reset while it is still sending.
-        while length > 0:
-            chunk = self.rfile.read(min(length, DRAIN_BYTES))
-            if not chunk:
-                break
-            length -= len(chunk)
 
     def _context(self) -> Context:
         betas = frozenset(
@@ -370,9 +352,3 @@ def _fault_error(fault: HttpFault, endpoint: str) -> errors.ApiError:
 
 def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
-
-
-def _too_large() -> errors.ApiError:
-    return errors.ApiError(
-        413, "request_too_large", "Request exceeds the maximum allowed number of bytes."
-    )

@@ -11,10 +11,17 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from runner import storage
+from runner import limits, storage
 from runner.errors import Diagnostic
 from runner.globs import find_files, glob_regex
-from runner.spec import locations, model_checks, output_checks, template_check, templating
+from runner.spec import (
+    containment,
+    locations,
+    model_checks,
+    output_checks,
+    template_check,
+    templating,
+)
 from runner.spec.model import Template
 from runner.spec.raw import RawJob
 from runner.spec.schema import parse_duration
@@ -33,6 +40,7 @@ def check_job(job: RawJob) -> list[Diagnostic]:
     """Every finding of the checks below, unsorted."""
     found: list[Diagnostic] = []
     checks = (
+        _inside_the_project,
         _referenced_files,
         _locations,
         _input_options,
@@ -63,11 +71,17 @@ _REFERENCED = (
 )
 
 
+def _inside_the_project(job: RawJob) -> Iterator[Diagnostic]:
+    return containment.check(job.path, job.doc, job.at)
+
+
 def _referenced_files(job: RawJob) -> Iterator[Diagnostic]:
     for keys in _REFERENCED:
         relative = job.get(*keys, kind=str)
         if not relative or storage.is_url(relative):
             continue  # a URL is checked by _locations; its object only by a run
+        if not containment.is_inside(job.path, relative):
+            continue  # a file outside the project is reported (and never read) as such
         target = job.resolve(relative)
         path = "$." + ".".join(keys)
         if target.is_dir():
@@ -134,6 +148,11 @@ def _glob(job: RawJob) -> Iterator[Diagnostic]:
         yield job.at("$.input.glob", "the glob must be relative to the job file's folder")
         return
     excludes = [e for e in job.get("input", "exclude", kind=list) or () if isinstance(e, str)]
+    slow = containment.slow_globs(pattern, excludes)
+    for json_p, why in slow:
+        yield job.at(json_p, why)
+    if slow:
+        return  # never walked: matching could take unbounded time
     if not _matching_files(job.path.parent, pattern, excludes):
         where = display_name(job.path.parent) or "."
         message = f"no file matches {pattern!r} (relative to {where}): the job has no inputs"
@@ -201,12 +220,19 @@ def _limits(job: RawJob) -> Iterator[Diagnostic]:
     yield from _poll(job)
 
 
+MAX_POLL_S = 7 * 86400.0  # also keeps the wait a number time.sleep accepts
+
+
 def _poll(job: RawJob) -> Iterator[Diagnostic]:
     interval, longest = (
         _seconds(job.get("poll", k, kind=str)) for k in ("interval", "max_interval")
     )
     if interval == 0:
         yield job.at("$.poll.interval", "must be more than 0s: a zero interval never waits")
+    for key, seconds in (("interval", interval), ("max_interval", longest)):
+        if seconds is not None and seconds > MAX_POLL_S:
+            message = "must be at most 7d: a batch ends within 24 h, its results last 29 days"
+            yield job.at(f"$.poll.{key}", message)
     if interval is not None and longest is not None and longest < interval:
         message = "max_interval must not be shorter than interval: the wait only grows"
         yield job.at("$.poll.max_interval", message)
@@ -265,9 +291,13 @@ def _inline_templates(job: RawJob) -> Iterator[tuple[str, str]]:
 def _file_template(job: RawJob, keys: tuple[str, ...], scope: Scope) -> Iterator[Diagnostic]:
     relative = job.get(*keys, kind=str)
     target = job.resolve(relative) if relative else None
-    if target is None or not target.is_file():
-        return  # reported by _referenced_files
+    if target is None or not target.is_file() or not containment.is_inside(job.path, relative):
+        return  # reported by _referenced_files or containment.check
     json_p = "$." + ".".join(keys)
+    if target.stat().st_size > limits.MAX_REQUEST_BYTES:
+        message = f"{display_name(target)} is larger than a request may be: shorten it"
+        yield job.at(json_p, message)
+        return
     try:
         source = target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runner import storage
 from runner.errors import SpecError
 from runner.globs import _literal_prefix
@@ -43,7 +41,7 @@ from runner.spec.schema import (
     parse_size,
     schema,
 )
-from runner.spec.yaml_source import Positions, TextStarts
+from runner.spec.yaml_source import Positions, TextStarts, load_yaml
 
 
 def load_job(path: str | Path) -> JobSpec:
@@ -73,8 +71,8 @@ def load_ref(path: str | Path) -> tuple[JobRef, SpecError | None]:
 
 def _readable_name(path: Path) -> str | None:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        document = load_yaml(path.read_text(encoding="utf-8"), str(path)).data  # bounded
+    except (OSError, UnicodeDecodeError):
         return None
     name = document.get("name") if isinstance(document, dict) else None
     pattern = schema()["properties"]["name"]["pattern"]

@@ -166,6 +166,13 @@ def _inline(job: RawJob, where: str, schema: Mapping[str, Any]) -> Iterator[Diag
 
 
 def _schema_file(job: RawJob, where: str, relative: str) -> Iterator[Diagnostic]:
+    if "://" in relative:  # read by validate and by every load: it must be at hand
+        message = (
+            "an output schema is a file beside the job (a path relative to it) or inline, "
+            "not a URL: copy the schema into the repository"
+        )
+        yield job.at(where, message)
+        return
     target = job.resolve(relative)
     if not target.is_file():
         return  # reported by the referenced-files check

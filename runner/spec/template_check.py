@@ -14,7 +14,7 @@ import jinja2
 from jinja2 import meta, nodes
 
 from runner.errors import Diagnostic
-from runner.spec import templating
+from runner.spec import sandbox, templating
 from runner.spec.model import Template
 
 
@@ -40,7 +40,7 @@ def check_template(template: Template, scope: Scope, file: str) -> list[Diagnost
     except jinja2.TemplateSyntaxError as exc:
         return [_at(template, file, exc.lineno, f"template syntax error: {exc.message}")]
     free = meta.find_undeclared_variables(ast) - set(env.globals)  # range, dict, namespace...
-    found = [*_other_files(ast), *_unknown_names(ast, free, scope)]
+    found = [*_other_files(ast), *_unknown_names(ast, free, scope), *sandbox.static_problems(ast)]
     return [_at(template, file, line, message) for line, message in sorted(found)]
 
 

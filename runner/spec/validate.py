@@ -7,6 +7,8 @@ rest.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,10 @@ from runner.spec.raw import RawJob
 from runner.spec.yaml_source import LoadedYaml, Positions, TextStarts, load_yaml
 
 display_name = checks.display_name
+
+
+# Far above any real job file (prompts go in prompt_file), far below what takes long to parse.
+MAX_JOB_FILE_BYTES = 1_000_000
 
 
 @dataclass
@@ -69,9 +75,14 @@ def _document_problems(path: Path, name: str, loaded: LoadedYaml) -> list[Diagno
 
 
 def _read(path: Path, name: str, out: list[Diagnostic]) -> str | None:
-    """The file's text, or None with the reason added to `out`."""
+    """The file's text, or None with the reason added to `out`. At most MAX_JOB_FILE_BYTES
+    are read, and only from a regular file: `validate /dev/zero` ends at once too."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                out.append(Diagnostic(name, 0, 0, "$", "not a regular file: name a job file"))
+                return None
+            data = f.read(MAX_JOB_FILE_BYTES + 1)
     except FileNotFoundError:
         out.append(Diagnostic(name, 0, 0, "$", "no such file"))
         return None
@@ -80,6 +91,13 @@ def _read(path: Path, name: str, out: list[Diagnostic]) -> str | None:
         return None
     except OSError as exc:
         out.append(Diagnostic(name, 0, 0, "$", f"cannot read the file: {exc.strerror}"))
+        return None
+    if len(data) > MAX_JOB_FILE_BYTES:
+        message = (
+            f"the file is larger than {MAX_JOB_FILE_BYTES:,} bytes: a job file is small; "
+            "put long prompts in prompt_file and data in the inputs"
+        )
+        out.append(Diagnostic(name, 0, 0, "$", message))
         return None
     try:
         return data.decode("utf-8")

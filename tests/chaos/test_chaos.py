@@ -87,9 +87,8 @@ def test_kill_at_named_window(tmp_path: Path, point: str, nths: list[int]) -> No
         assert_exactly_once(job, INPUTS, emu.stats())
 
 
-def _kill_after(base_url: str, job: Path, delay: float) -> bool:
-    """Start a run, wait until it has compiled (imports take a variable second), then
-    SIGKILL it `delay` seconds later. True if it was still running."""
+def _started(base_url: str, job: Path) -> subprocess.Popen[bytes]:
+    """A run in a child process, once it has compiled (imports take a variable second)."""
     argv = [sys.executable, "-m", "runner", "--log-format", "json", "run", str(job)]
     proc = subprocess.Popen(
         argv, env=env_for(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -98,6 +97,14 @@ def _kill_after(base_url: str, job: Path, delay: float) -> bool:
     for line in proc.stderr:
         if b'"compiled"' in line:
             break
+    return proc
+
+
+def _kill_after(base_url: str, job: Path, delay: float) -> bool:
+    """Start a run, wait until it has compiled (imports take a variable second), then
+    SIGKILL it `delay` seconds later. True if it was still running."""
+    proc = _started(base_url, job)
+    assert proc.stderr is not None
     time.sleep(delay)
     killed = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
@@ -142,6 +149,47 @@ def test_kill_during_no_wait_loop(tmp_path: Path, emu: Any) -> None:
     finish(emu.base_url, job)
     assert_exactly_once(job, INPUTS, emu.stats())
     assert len(results(job)) == INPUTS
+
+
+def _terminate_after(base_url: str, job: Path, delay: float) -> tuple[int | None, float, str]:
+    """Start a run, wait until it has compiled, send SIGTERM `delay` seconds later. Returns
+    (exit code, seconds from the signal to the exit, stderr); None if it ended first."""
+    proc = _started(base_url, job)
+    assert proc.stderr is not None
+    time.sleep(delay)
+    if proc.poll() is not None:
+        proc.stderr.close()
+        return None, 0.0, ""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rest = proc.stderr.read().decode()
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    return code, time.monotonic() - sent, rest
+
+
+def test_sigterm_stops_cleanly_within_seconds(tmp_path: Path) -> None:
+    """SIGTERM (what Kubernetes sends) while submitting, polling and collecting: exit 143
+    with a message within a few seconds, no traceback; the next runs finish with every
+    input once and nothing billed twice."""
+    config = {"seed": 5, **FAULTY, "latency": {"min_s": 0.3, "max_s": 2.0}}
+    landed = 0
+    with emulator.start(config) as emu:
+        job = write_job(tmp_path, name="term", inputs=INPUTS, extra=JOB_EXTRA)
+        for delay in (0.0, 0.6, 1.5):
+            code, seconds, stderr = _terminate_after(emu.base_url, job, delay)
+            if code is None:
+                continue
+            landed += 1
+            assert code == 143, stderr[-3000:]
+            assert "terminated (SIGTERM): stopped cleanly, state is saved" in stderr
+            assert "Traceback" not in stderr and seconds < 10, (seconds, stderr[-3000:])
+        finish(emu.base_url, job)
+        assert_exactly_once(job, INPUTS, emu.stats())
+    assert landed >= 2
 
 
 def test_enough_kill_points_landed() -> None:

@@ -18,6 +18,7 @@ from runner.commands.export import (
     csv_row,
     export,
     export_file,
+    neutralise,
     record_from_json,
     record_to_json,
 )
@@ -95,8 +96,9 @@ def read_csv(data: bytes) -> list[dict[str, str]]:
 
 
 def test_csv_round_trips_through_the_csv_module() -> None:
+    """With raw=True (`--raw`) every cell reads back exactly as it was."""
     out = io.BytesIO()
-    assert export(records(), "csv", out) == len(TRICKY)
+    assert export(records(), "csv", out, raw=True) == len(TRICKY)
     back = read_csv(out.getvalue())
     assert [row["text"] for row in back] == TRICKY
     assert back == [dict(zip(CSV_COLUMNS, csv_row(r), strict=True)) for r in records()]
@@ -130,9 +132,13 @@ def test_missing_usage_fields_are_empty_cells() -> None:
 
 @given(st.text())
 def test_any_text_survives_csv(text: str) -> None:
-    out = io.BytesIO()
-    export([rec("k", text)], "csv", out)
-    assert read_csv(out.getvalue())[0]["text"] == text
+    """Raw, exactly; neutralised, exactly but for the one leading quote."""
+    raw, safe = io.BytesIO(), io.BytesIO()
+    export([rec("k", text)], "csv", raw, raw=True)
+    export([rec("k", text)], "csv", safe)
+    assert read_csv(raw.getvalue())[0]["text"] == text
+    assert read_csv(safe.getvalue())[0]["text"] == neutralise(text)
+    assert neutralise(text).removeprefix("'") == text or neutralise(text) == text
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
@@ -177,7 +183,7 @@ def test_jsonl_line_is_the_jsonl_sinks_line() -> None:
 
 def test_export_file_replaces_the_file_whole(tmp_path: Path) -> None:
     target = tmp_path / "exports/results.csv"
-    assert export_file(records(), "csv", target) == len(TRICKY)
+    assert export_file(records(), "csv", target, raw=True) == len(TRICKY)
     assert [row["text"] for row in read_csv(target.read_bytes())] == TRICKY
     assert list(target.parent.iterdir()) == [target]  # no temp file left behind
 
@@ -194,6 +200,33 @@ def test_a_failed_export_file_leaves_the_old_file(tmp_path: Path) -> None:
         export_file(failing(), "jsonl", target)
     assert target.read_bytes() == b"old\n"
     assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1+1", "'+1+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("plain = text", "plain = text"),
+        ("", ""),
+    ],
+)
+def test_csv_neutralises_cells_a_spreadsheet_would_run(text: str, cell: str) -> None:
+    """Formula injection: an answer (or an input key) starting like a formula gets a
+    leading ' unless --raw; everything else is left alone."""
+    out = io.BytesIO()
+    export([rec("k", text)], "csv", out)
+    assert read_csv(out.getvalue())[0]["text"] == cell
+
+
+def test_csv_neutralises_every_column_not_only_the_answer() -> None:
+    out = io.BytesIO()
+    export([rec("=cmd|' /C calc'!A0", "ok")], "csv", out)
+    assert read_csv(out.getvalue())[0]["input_key"] == "'=cmd|' /C calc'!A0"
 
 
 def test_csv_has_the_jobs_extra_columns_after_its_own() -> None:

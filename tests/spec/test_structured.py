@@ -3,8 +3,11 @@ themselves are covered by the validate corpus (tests/jobs/invalid/output-schema-
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from runner.spec import validate
 from runner.spec.schema_subset import problems
 from runner.spec.structured import supports_structured_outputs
 
@@ -49,3 +52,17 @@ def test_a_schema_within_the_subset_has_no_problems() -> None:
         "$defs": {"d": {"type": "object", "properties": {}, "additionalProperties": False}},
     }
     assert problems(schema) == []
+
+
+def test_an_output_schema_url_is_refused(tmp_path: Path) -> None:
+    """validate and every load read the schema: it must be a file at hand, not a URL."""
+    job = tmp_path / "j.yaml"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("x")
+    job.write_text(
+        "version: 1\nname: j\ninput: {glob: data/*.txt}\nmodel: claude-sonnet-4-6\n"
+        "max_tokens: 10\nprompt: hi\noutput_schema: s3://bucket/schema.json\n"
+        "output: {type: jsonl, path: out/j.jsonl}\n"
+    )
+    found = [d for d in validate.check_file(job).diagnostics if d.path == "$.output_schema"]
+    assert any("not a URL: copy the schema into the repository" in d.message for d in found)
