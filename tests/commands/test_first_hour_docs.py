@@ -105,6 +105,7 @@ def test_getting_started_shows_what_validate_prints(
     job = re.search(r"```yaml\n(# yaml-language-server.*?)```", guide, re.DOTALL)
     shown = re.search(r"it prints:\n\n```\n(.*?)```", guide, re.DOTALL)
     assert job is not None and shown is not None
+    (tmp_path / ".git").mkdir()  # the guide's jobs live in the user's repository
     (tmp_path / "jobs" / "prompts").mkdir(parents=True)
     (tmp_path / "jobs" / "data" / "reviews").mkdir(parents=True)
     (tmp_path / "jobs" / "prompts" / "reviewer.md").write_text("You review products.\n")
