@@ -13,12 +13,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The quickstart job end to end against the in-process emulator: no API key, no network.
+# An emulated run writes to a scratch copy, never to the job's own output (out/): the run
+# prints where its results are.
 demo: $(STAMP)
 	$(BIN)/batchrun validate jobs/*.yaml
 	$(BIN)/batchrun plan jobs/quickstart.yaml
 	$(BIN)/batchrun run --emulate jobs/quickstart.yaml
-	@echo "results: out/quickstart.jsonl (one line per input);" \
-		"dead letters, if any: out/quickstart.jsonl.dead.jsonl"
+	@echo "results: jobs/.batchrun/_emulate/quickstart.out/quickstart.jsonl (one line per" \
+		"input; dead letters, if any, in quickstart.jsonl.dead.jsonl beside it)"
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q

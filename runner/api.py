@@ -33,7 +33,15 @@ from runner.commands import run as run_cmd
 from runner.commands import status as status_cmd
 from runner.commands import wiring
 from runner.commands.outcomes import CancelResult, RecoverResult, RunResult, StatusReport
-from runner.errors import BatchrunError, BudgetExceeded, InputError, RemoteError, SpecError
+from runner.compile.files import ChunkFile, write_compiled
+from runner.errors import (
+    BatchrunError,
+    BudgetExceeded,
+    Diagnostic,
+    InputError,
+    RemoteError,
+    SpecError,
+)
 from runner.plan import Plan
 from runner.spec import JobSpec, load_job
 
@@ -41,6 +49,8 @@ __all__ = [
     "BatchrunError",
     "BudgetExceeded",
     "CancelResult",
+    "ChunkFile",
+    "Diagnostic",
     "InputError",
     "JobSpec",
     "Plan",
@@ -50,11 +60,14 @@ __all__ = [
     "SpecError",
     "StatusReport",
     "cancel",
+    "compile",
+    "export",
     "load",
     "plan",
     "recover",
     "run",
     "status",
+    "validate",
 ]
 
 JobLike = JobSpec | str | os.PathLike[str]
@@ -65,6 +78,40 @@ def load(path: str | os.PathLike[str]) -> JobSpec:
     """Read and validate a job file. Raises `SpecError` carrying every diagnostic
     (`.diagnostics`, each with file, line, col, JSON path and message)."""
     return load_job(Path(path))
+
+
+def validate(path: str | os.PathLike[str]) -> list[Diagnostic]:
+    """`batchrun validate`: every problem of one job file, warnings included, in file order
+    (records of a jsonl/csv job checked too); an empty list means the job is clean. Never
+    raises for a bad job: a missing or unreadable file is a diagnostic like any other."""
+    from runner.commands import validate as validate_cmd
+
+    return validate_cmd.diagnostics(Path(path).absolute())
+
+
+def compile(job: JobLike, out_dir: str | os.PathLike[str]) -> list[ChunkFile]:
+    """`batchrun compile`: write the exact batch bodies (`chunk-0001.json`, ...) and
+    `manifest.json` into `out_dir`, submitting nothing. Returns one `ChunkFile` per chunk
+    (`requests`, `size`, ...). Named after the command, as every function here is."""
+    return write_compiled(_job(job), Path(out_dir))
+
+
+def export(
+    job: JobLike,
+    out: str | os.PathLike[str],
+    *,
+    fmt: str = "jsonl",
+    state_dir: str | os.PathLike[str] | None = None,
+) -> int:
+    """`batchrun export --out`: the job's current results from its state, whatever its sink,
+    written atomically to `out` as `jsonl` or `csv`. Returns how many results were written.
+    Raises `BatchrunError` when the job has no state yet."""
+    from runner.commands import export as export_cmd
+
+    spec = _job(job)
+    return export_cmd.export_to(
+        spec, "csv" if fmt == "csv" else "jsonl", Path(out), _root(state_dir)
+    )
 
 
 def _job(job: JobLike) -> JobSpec:
@@ -102,7 +149,8 @@ def run(
     With `wait=False`, one reconcile pass (the cron mode). `api_key` and `base_url` go to the
     API client only (never into os.environ or a log); when None, the SDK's usual environment
     (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`) applies. `emulate=True` uses an in-process
-    emulator and, without `state_dir`, a throwaway state (a dry run).
+    emulator and a scratch copy of the job's state and outputs (a dry run that never touches
+    the real ones; `RunResult.emulated` is the scratch `state_dir` to read it with).
 
     Returns the job's `RunResult`; `.exit_code` is what the CLI would exit with (0, 1 for
     requests left canceled, 4 for dead letters). Raises `SpecError`, `BudgetExceeded`,

@@ -48,7 +48,9 @@ def _guard(fn: Callable[[], int]) -> int:
         )
         return ExitCode.TERMINATED
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        click.echo(
+            "interrupted: the state is saved; run the same command again to resume", err=True
+        )
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`batchrun export JOB | head`): not an error of ours. Point
@@ -86,8 +88,22 @@ jobs_argument = click.argument(
 )
 
 
-@click.group(cls=DefaultRunGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="batchrun")
+EXIT_CODES = """\b
+Exit codes:
+  0    every input has a result (with --no-wait: the pass succeeded)
+  1    a job or input error, reported with the file, the place and the fix
+  2    command-line misuse
+  3    an internal error (a bug: the traceback is logged)
+  4    finished, but some requests ended in dead letters
+  130  interrupted (the state is saved: run again to resume)"""
+
+
+@click.group(
+    cls=DefaultRunGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES,
+)
+@click.version_option(package_name="batchrun-cli", prog_name="batchrun")
 @click.option(
     "--log-format",
     type=click.Choice(["auto", "console", "json"]),
@@ -131,7 +147,8 @@ state_dir_option = click.option(
 emulate_option = click.option(
     "--emulate",
     is_flag=True,
-    help="Use an in-process emulator for this command only (its batches vanish after).",
+    help="Use an in-process emulator for this command only (its batches vanish after); "
+    "state and outputs go to a scratch copy whose path the run prints, never the job's own.",
 )
 emulator_config_option = click.option(
     "--emulator-config",
@@ -155,6 +172,13 @@ def _duration_option(ctx: click.Context, param: click.Parameter, value: str | No
 @cli.command("run")
 @jobs_argument
 @click.option("--no-wait", is_flag=True, help="Do one reconcile pass and exit (cron/CI mode).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run report as JSON on stdout: per job finished or not, counts, what was "
+    "submitted, cost so far, dead letters.",
+)
 @emulate_option
 @state_dir_option
 @emulator_config_option
@@ -168,6 +192,7 @@ def _duration_option(ctx: click.Context, param: click.Parameter, value: str | No
 def run_cmd(
     jobs: tuple[Path, ...],
     no_wait: bool,
+    as_json: bool,
     emulate: bool,
     state_dir: Path | None,
     emulator_config: Path | None,
@@ -183,7 +208,14 @@ def run_cmd(
     from runner.commands import run, wiring
 
     remote = wiring.Remote(emulate, emulator_config, unreachable_timeout=unreachable_timeout)
-    sys.exit(_guard(lambda: run.run_jobs(jobs, no_wait, state_dir, remote)))
+    log_format = click.get_current_context().find_root().params.get("log_format", "auto")
+    sys.exit(
+        _guard(
+            lambda: run.run_jobs(
+                jobs, no_wait, state_dir, remote, as_json=as_json, log_format=log_format
+            )
+        )
+    )
 
 
 @cli.command("status")

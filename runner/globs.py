@@ -7,7 +7,7 @@ import os
 import posixpath
 import re
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -70,3 +70,17 @@ def find_files(base: Path, pattern: str, exclude: Sequence[str] = ()) -> list[st
             if include.match(rel) and not any(x.match(rel) for x in excludes):
                 found.append(rel)
     return sorted(found)
+
+
+def mirrored_name(
+    input_path: str, suffix: str, base: str = "", keep_extension: bool = False
+) -> str:
+    """Where a glob input's answer goes below `output.path`: its path below `base` (the
+    glob's fixed base), the extension replaced by `suffix` (or kept, `suffix` appended)."""
+    if base and input_path.startswith(base + "/"):
+        input_path = input_path[len(base) + 1 :]
+    if keep_extension:
+        return input_path + suffix
+    folder, _, leaf = input_path.rpartition("/")
+    stem = PurePosixPath(leaf).stem if leaf not in ("", ".", "..") else leaf
+    return f"{folder}/{stem}{suffix}" if folder else stem + suffix

@@ -21,6 +21,7 @@ import orjson
 from runner import limits, storage
 from runner.errors import InputError
 from runner.globs import find_files
+from runner.spec.hints import shown
 from runner.spec.model import JobSpec
 
 _IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -68,7 +69,7 @@ def iter_inputs(job: JobSpec, key: KeyFn | None = None) -> Iterator[InputItem]:
 def _record_file(job: JobSpec) -> Path:
     path = job.input.path
     if path is None or not path.is_file():
-        raise InputError(f"{job.path}: input file {path} does not exist")
+        raise InputError(f"{shown(job.path)}: input file {shown(path or '?')} does not exist")
     return path
 
 
@@ -84,7 +85,7 @@ def _keyed(job: JobSpec, items: Iterator[InputItem], key_fn: KeyFn | None) -> It
         if key in seen:
             first = first_with_key(job, key, key_fn)
             raise InputError(
-                f"{job.path}: inputs {first} and {item.origin} have the same key {key!r}: "
+                f"{shown(job.path)}: inputs {first} and {item.origin} have the same key {key!r}: "
                 "each input needs its own key (see input.key)"
             )
         seen.add(key)
@@ -137,7 +138,7 @@ def read_input_file(rel: str, path: Path) -> bytes:
     """The bytes of one input file, refused before reading when no request could hold it.
 
     Raises `InputError` for an empty file or one over the API's per-request limit."""
-    _fits(rel, path.stat().st_size)
+    _fits(shown(path), path.stat().st_size)  # named as the user would type it
     return path.read_bytes()
 
 
@@ -193,7 +194,7 @@ def object_stats(job: JobSpec) -> list[storage.ObjectStat] | None:
 def file_item(job: JobSpec, rel: str, data: bytes, where: str | None = None) -> InputItem:
     """The input of the file `rel` (relative to the job folder, or an object's key below
     its bucket) whose bytes are `data`; `where` names it in messages (default `rel`)."""
-    where = where or rel
+    where = where or shown(job.base_dir / rel)  # as the user would type it, from where they stand
     if not data:
         raise InputError(f"{where}: the file is empty: there is nothing to send")
     path = PurePosixPath(rel)
@@ -211,14 +212,15 @@ def file_item(job: JobSpec, rel: str, data: bytes, where: str | None = None) -> 
     return InputItem(rel, rel, context, [block])
 
 
-def _decode_text(rel: str, data: bytes) -> str:
+def _decode_text(where: str, data: bytes) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(
-            f"{rel}: not valid UTF-8 at byte offset {exc.start} "
-            f"(byte 0x{data[exc.start]:02x}): convert the file to UTF-8, or send it with "
-            "input.as: document or image"
+            f"{where}: not valid UTF-8 at byte offset {exc.start} "
+            f"(byte 0x{data[exc.start]:02x}): convert it to UTF-8 (for example `iconv -f "
+            "latin1 -t utf-8`), or leave it out with input.exclude; a PDF or an image is sent "
+            "with input.as: document or image instead"
         ) from None
     return text.removeprefix("\ufeff")  # a BOM is an encoding mark, not text to send
 
@@ -301,7 +303,7 @@ class RecordReader:
         self.job = job
         # The local file, or an object (read in ranges); `where` names it in messages.
         self.source: Path | storage.Url = job.input.url or _record_file(job)
-        self.where = str(self.source)
+        self.where = shown(self.source) if isinstance(self.source, Path) else str(self.source)
         self._hash = hashlib.sha256()
         self.mark = RecordsMark()  # after a complete iteration: where this pass stopped
 

@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Literal
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 
@@ -95,18 +95,42 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     _mask_sdk_logs()
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Strings as they are, not Python reprs: `job=quickstart`, not `job='quickstart'`.
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), repr_native_str=False)
         if use_console
         else structlog.processors.JSONRenderer()
     )
+    readable = [_plain_values] if use_console else []
     structlog.configure(
-        processors=[*_processors(), renderer],
+        processors=[*_processors(), *readable, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _Stderr())),
         cache_logger_on_first_use=False,
     )
+
+
+def _plain_values(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """On a terminal, mappings and lists read plainly (`counts=succeeded:3,errored:0`), not as
+    Python reprs."""
+    for key, value in event.items():
+        if isinstance(value, dict):
+            event[key] = ",".join(f"{k}:{v}" for k, v in value.items()) or "none"
+        elif isinstance(value, list | tuple):
+            event[key] = ",".join(map(str, value)) or "none"
+    return event
+
+
+class _Stderr:
+    """Whatever `sys.stderr` is at the time of each write: the live display of `run`
+    (rich) swaps it for a proxy that prints log lines above the display, not through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_for_library() -> None:

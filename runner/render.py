@@ -1,8 +1,9 @@
 """Rendering: the job's templates (runner.spec.templating) turn items into Messages API params.
 
 Template context (DESIGN.md): `input` (files: path, name, stem, text, bytes; records:
-record, line), `vars`, `job` (name, model). The key template also sees the `input` fields
-at the top level, so `key: "{{ record.id }}"` works.
+record, line), `vars`, `job` (name, model). Every template that renders per input (prompt,
+messages, key) also sees the `input` fields at the top level, so `{{ record.body }}` works
+in a prompt as `key: "{{ record.id }}"` does.
 
 Templates are compiled once per job and the system prompt is rendered once per job: only
 the per-input templates run for each item.
@@ -141,7 +142,8 @@ class Renderer:
         return out
 
     def _render_messages(self, item: InputItem) -> list[dict[str, Any]]:
-        context = {**self._globals, "input": item.context}
+        # The input's own fields at the top level too, as in the key template.
+        context = {**item.context, **self._globals, "input": item.context}
         who = f"input {item.key!r}"
         if self._prompt is not None:
             text = self._prompt.render(context, who)

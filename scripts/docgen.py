@@ -110,9 +110,10 @@ def job_reference() -> str:
         _HEADER.format(source="schemas/job.schema.json"),
         "# Job file reference (version 1)\n",
         f"{root['description']}\n",
-        "Editors validate job files with the schema through the modeline "
-        "`# yaml-language-server: $schema=../schemas/job.schema.json`; `batchrun validate` "
-        "uses the same schema, and `batchrun schema` prints it.\n",
+        "Editors validate job files with the schema: write it beside your jobs with "
+        "`batchrun schema > jobs/job.schema.json` and start each job file with the modeline "
+        "`# yaml-language-server: $schema=job.schema.json` (the path is relative to the job "
+        "file). `batchrun validate` uses the same schema.\n",
         "| key | type | required | default | description |",
         "|---|---|---|---|---|",
         *_rows(root, root, ""),
@@ -136,7 +137,8 @@ def command_reference() -> str:
     for name in sorted(cli.list_commands(ctx)):
         command = cli.get_command(ctx, name)
         assert command is not None
-        sub = click.Context(command, info_name=f"batchrun {name}", parent=ctx, terminal_width=100)
+        # The parent context already says `batchrun`: the command path is `batchrun NAME`.
+        sub = click.Context(command, info_name=name, parent=ctx, terminal_width=100)
         parts += [f"## batchrun {name}\n", "```text", command.get_help(sub), "```\n"]
     return "\n".join(parts)
 

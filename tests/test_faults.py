@@ -19,7 +19,7 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
-from runner import crashpoint
+from runner import crashpoint, emulator
 from runner.cli import cli
 from runner.executor.spool import SPOOL_NAME
 from runner.sinks.jsonl import KeyedJsonl
@@ -34,8 +34,30 @@ def _structlog_defaults() -> Iterator[None]:
     structlog.reset_defaults()
 
 
+@pytest.fixture(scope="module")
+def _emulator() -> Iterator[Any]:
+    """One emulator for the module: runs of a job come back to its batches (an `--emulate`
+    run would work in a fresh scratch copy each time, never in the job's own state)."""
+    with emulator.start() as emu:
+        yield emu
+
+
+@pytest.fixture(autouse=True)
+def _api(_emulator: Any) -> Iterator[None]:
+    """The CLI talks to it. Set without `monkeypatch`: tests here undo theirs mid-way."""
+    wanted = {"ANTHROPIC_BASE_URL": _emulator.base_url, "ANTHROPIC_API_KEY": "sk-test-0123456789"}
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def run(job: Path, *extra: str) -> tuple[int, str]:
-    args = ["run", "--emulate", "--state-dir", str(job.parent / "st"), *extra, str(job)]
+    args = ["run", "--state-dir", str(job.parent / "st"), *extra, str(job)]
     result = CliRunner().invoke(cli, args)
     return result.exit_code, result.stdout + result.stderr
 
@@ -202,9 +224,7 @@ def test_damaged_state_names_the_file_and_the_way_on(tmp_path: Path, damage: str
     db.write_bytes(b"not a database " * 100 if damage == "overwritten" else data[: len(data) // 3])
     for command in ("run", "status", "export", "verify"):
         args = [command, "--state-dir", str(tmp_path / "st"), str(job)]
-        result = CliRunner().invoke(
-            cli, [*args[:1], "--emulate", *args[1:]] if command == "run" else args
-        )
+        result = CliRunner().invoke(cli, args)
         text = result.stdout + result.stderr
         assert result.exit_code == 1, (command, text)
         assert f"error: the state database {db} is damaged" in text, (command, text)

@@ -143,8 +143,28 @@ def test_record_missing_a_template_field(tmp_path: Path) -> None:
     renderer = Renderer(job)
     first, second = keyed_inputs(job)
     assert renderer.params(first)["messages"] == [{"role": "user", "content": "a"}]
-    with pytest.raises(InputError, match=r"input '2'.*'dict object' has no attribute 'text'"):
+    with pytest.raises(
+        InputError,
+        match=r"input '2'.*this input has no field 'text': .batchrun validate. lists every record",
+    ):
         renderer.params(second)
+
+
+def test_record_and_file_fields_are_there_on_their_own_as_in_the_key(tmp_path: Path) -> None:
+    """`{{ record.body }}` in a prompt is `{{ input.record.body }}`, as in `key:`; a file's
+    fields likewise (`{{ text }}`, `{{ name }}`)."""
+    records = write_job(
+        tmp_path / "r",
+        {"a.jsonl": '{"id": "x", "body": "hello"}\n'},
+        input={"jsonl": "a.jsonl", "key": "{{ record.id }}"},
+        prompt="{{ record.body }}/{{ input.record.body }}/{{ line }}",
+    )
+    (item,) = keyed_inputs(records)
+    assert item.key == "x"
+    assert Renderer(records).params(item)["messages"][0]["content"] == "hello/hello/1"
+    files = write_job(tmp_path / "f", {"data/a.txt": "text A"}, prompt="{{ name }}: {{ text }}")
+    (item,) = keyed_inputs(files)
+    assert Renderer(files).params(item)["messages"][0]["content"] == "a.txt: text A"
 
 
 def test_expression_failing_on_the_data_is_an_input_error(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from runner.commands.wiring import state_dir, state_ref
 from runner.errors import BatchrunError, ExitCode, SpecError
 from runner.records import ResultRecord
 from runner.sinks.columns import Column, csv_value, job_columns
-from runner.spec import load_job
+from runner.spec import JobRef, JobSpec, load_job
 from runner.store import Store
 
 Format = Literal["jsonl", "csv"]
@@ -233,6 +233,23 @@ def _export_csv(
     return count
 
 
+def export_to(job: JobSpec, fmt: Format, out: Path, root: Path | None) -> int:
+    """The job's current results written atomically to `out` (the Python API's export)."""
+    columns = job_columns(job) if fmt == "csv" else ()
+    store = _open_state(job, root)
+    try:
+        return export_file(store.iter_results(), fmt, out, columns)
+    finally:
+        store.close()
+
+
+def _open_state(job: JobSpec | JobRef, root: Path | None) -> Store:
+    where = state_dir(job, root)
+    if not Store.exists(where):
+        raise BatchrunError(f"{job.name}: no state in {where}: run the job first")
+    return Store.open(where)
+
+
 def _extra_columns(path: Path) -> tuple[Column, ...]:
     """The job's included-field and output-schema columns; none while its file has errors
     (`state_ref` has warned about them)."""
@@ -246,11 +263,8 @@ def export_job(path: Path, fmt: str, out: Path | None, root: Path | None, raw: b
     """`batchrun export`: the job's current results from its state, whatever the sink, as
     JSONL or CSV, to a file (written atomically) or to stdout."""
     job = state_ref(path)
-    where = state_dir(job, root)
-    if not Store.exists(where):
-        raise BatchrunError(f"{job.name}: no state in {where}: run the job first")
     columns = _extra_columns(path) if fmt == "csv" else ()
-    store = Store.open(where)
+    store = _open_state(job, root)
     try:
         records = store.iter_results()
         kind: Format = "csv" if fmt == "csv" else "jsonl"

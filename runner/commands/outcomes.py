@@ -16,6 +16,7 @@ import orjson
 from runner.errors import ExitCode
 from runner.executor.loop import RunSummary
 from runner.records import DeadLetter
+from runner.spec.hints import shown
 from runner.store import Store
 
 
@@ -38,6 +39,11 @@ class RunResult:
     summary: RunSummary | None = None
     no_wait: bool = False
     cost: Mapping[str, Any] = field(default_factory=dict)
+    # With --emulate: the scratch `--state-dir` holding this run's state (and its outputs).
+    emulated: Path | None = None
+    dead: Sequence[Mapping[str, Any]] = ()  # the first dead letters (`run_report.MAX_DEAD`)
+    no_inputs: str | None = None  # why the job has no inputs, when it has none
+    notified: Sequence[str] = ()  # `event:channel` pairs this run delivered
 
     @property
     def already_running(self) -> bool:
@@ -88,21 +94,36 @@ def format_run(r: RunResult) -> list[str]:
     """The lines `batchrun run` prints for one job."""
     if r.already_running:
         return [f"{r.job}: already running (lock held in {r.state_dir}); nothing submitted"]
+    if r.no_inputs is not None:
+        return [f"{r.job}: {r.no_inputs}; nothing submitted"]
     counts = ", ".join(f"{v} {k}" for k, v in sorted(r.counts.items()) if v)
     n = r.batches_submitted
+    where = f"results in {shown(r.output)}" + (" (a scratch copy)" if r.emulated else "")
     lines = [
         f"{r.job}: {counts or 'no requests'}",
         f"  submitted {r.requests_submitted} requests in {n} batch{'es' * (n != 1)} "
-        f"this run; results in {r.output}",
+        f"this run; {where}",
     ]
-    lines += [f"  {line}" for line in format_cost(dict(r.cost))]
+    if r.counts.get("succeeded"):  # before any result, the cost lines would all read 0
+        lines += [f"  {line}" for line in format_cost(dict(r.cost))]
+    status = f"batchrun status {_state_option(r)}{shown(r.job_path)}"
     if not r.finished:
         lines.append("  not finished: run again to continue" if r.no_wait else "  not finished")
     elif r.dead_letters:
-        lines.append(f"  {r.dead_letters} dead letters (see `batchrun status {r.job_path}`)")
+        lines.append(f"  {r.dead_letters} dead letters (see `{status}`)")
     elif r.canceled:
         lines.append(f"  {r.canceled} requests canceled: the next run resubmits them")
+    if r.emulated is not None:
+        lines.append(
+            f"  emulated: state and outputs are a scratch copy in {shown(r.emulated)}; the "
+            f"job's own are untouched. Read it with `{status}` or `batchrun export "
+            f"{_state_option(r)}{shown(r.job_path)}`"
+        )
     return lines
+
+
+def _state_option(r: RunResult) -> str:
+    return f"--state-dir {shown(r.emulated)} " if r.emulated is not None else ""
 
 
 @dataclass(frozen=True)
@@ -161,13 +182,13 @@ def status_report(job_name: str, store: Store, now: datetime | None = None) -> S
         job=job_name,
         requests=store.status_counts(),
         batches=tuple(batches),
-        dead_letters=tuple(_dead_letter(d) for d in store.iter_dead()),
+        dead_letters=tuple(dead_letter_dict(d) for d in store.iter_dead()),
         cost=cost_report(store),
         sink_verified=last_verified(store),
     )
 
 
-def _dead_letter(d: DeadLetter) -> dict[str, Any]:
+def dead_letter_dict(d: DeadLetter) -> dict[str, Any]:
     return {
         "input_key": d.input_key,
         "custom_id": d.custom_id,
@@ -189,7 +210,8 @@ def format_status(s: StatusReport) -> str:
             f"  {b['id']}  {state:<11} {b['requests']:>6} requests  "
             f"age {_duration(b['age_s'])}  {_counts(b['counts'])}"
         )
-    lines += ["  " + line for line in format_cost(dict(s.cost or {}))]
+    if s.requests.get("succeeded"):  # before any result the cost lines would all read 0
+        lines += ["  " + line for line in format_cost(dict(s.cost or {}))]
     lines.append("  " + _verified(s.sink_verified))
     if s.dead_letters:
         by_type = s.dead_letters_by_type

@@ -14,7 +14,9 @@ from runner.compile.index import INDEX_META
 from runner.errors import ExitCode
 from runner.plan import file as plan_file
 from runner.plan import format as plan_format
-from runner.spec import load_job
+from runner.plan.total import check_total, remaining_line, spent_usd
+from runner.spec import JobSpec, load_job
+from runner.spec.hints import no_inputs
 
 
 def make_plans(
@@ -58,12 +60,34 @@ def plan_jobs(
     """Print each job's plan (text or JSON); exit 1 (BudgetExceeded) when one is over budget
     (then no plan is saved)."""
     plans = make_plans(paths, count_tokens, root, Remote(emulate=emulate), out)
+    jobs = [load_job(p) for p in paths]
+    spent = [_spent(job, root) for job in jobs]
     if as_json:
         print(orjson.dumps([p.as_dict() for p in plans], option=orjson.OPT_INDENT_2).decode())
     else:
-        print("\n\n".join(plan_format.format_plan(p) for p in plans))
+        texts = [_text(p, j, s) for p, j, s in zip(plans, jobs, spent, strict=True)]
+        print("\n\n".join(texts))
         if out is not None and not any(p.over_budget for p in plans):
             print(f"\nplan saved to {out}: `batchrun apply {out}` submits exactly this")
-    for p in plans:
+    for p, job, s in zip(plans, jobs, spent, strict=True):
         plan.check_budget(p)
+        check_total(p, job.budget_total_usd, s)
     return ExitCode.OK
+
+
+def _text(p: plan.Plan, job: JobSpec, spent: float) -> str:
+    """The plan's table, with a job's total budget and a word when it has no inputs."""
+    lines = [plan_format.format_plan(p)]
+    if job.budget_total_usd is not None:
+        lines.append(remaining_line(job.budget_total_usd, spent))
+    if not p.counts.inputs:
+        lines.append(f"  {no_inputs(job)}")
+    return "\n".join(lines)
+
+
+def _spent(job: JobSpec, root: Path | None) -> float:
+    """What the job has spent over all its runs (0 if it never ran)."""
+    if job.budget_total_usd is None:
+        return 0.0
+    with read_state(job, root) as store:
+        return spent_usd(store) if store is not None else 0.0

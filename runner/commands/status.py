@@ -6,22 +6,36 @@ from pathlib import Path
 
 import orjson
 
-from runner.commands import outcomes
+from runner.commands import outcomes, scratch
 from runner.commands.wiring import state_dir, state_ref
 from runner.errors import ExitCode
 from runner.spec import JobRef, JobSpec
+from runner.spec.hints import shown
 from runner.store import Store
 
 
 def status_jobs(paths: tuple[Path, ...], as_json: bool, root: Path | None) -> int:
     """`batchrun status`: read state only (no API call, no lock)."""
-    reports = [status_report(state_ref(p), root) for p in paths]
+    jobs = [state_ref(p) for p in paths]
+    reports = [status_report(job, root) for job in jobs]
     if as_json:
         print(orjson.dumps([r.as_dict() for r in reports], option=orjson.OPT_INDENT_2).decode())
     else:
-        for r in reports:
+        for job, r in zip(jobs, reports, strict=True):
             print(outcomes.format_status(r))
+            if r.never_run:
+                _emulated_hint(job, root)
     return ExitCode.OK
+
+
+def _emulated_hint(job: JobRef, root: Path | None) -> None:
+    """A job that only ran emulated has its state in the scratch copy: say where."""
+    where = scratch.root(job, root)
+    if Store.exists(where / job.name):
+        print(
+            f"  (an emulated run left its scratch copy: `batchrun status --state-dir "
+            f"{shown(where)} {shown(job.path)}`)"
+        )
 
 
 def status_report(job: JobSpec | JobRef, root: Path | None) -> outcomes.StatusReport:

@@ -74,3 +74,5 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
     price: Pricer = no_price
     progress: Callable[[str], None] = lambda _text: None
+    # After each pass: how long until the job's next one (None: finished). A display hook.
+    on_pass: Callable[[float | None], None] = lambda _wait: None

@@ -36,6 +36,7 @@ from runner.executor import collect, submit, sync
 from runner.executor.context import Clock, Context
 from runner.executor.spool import Spool
 from runner.plan import Plan, check_budget
+from runner.plan.total import check_total, spent_usd
 from runner.records import DISPLAY_ORDER
 
 _log = log.get("batchrun.executor")
@@ -94,6 +95,7 @@ class JobRun:
         self._log.info("compiled", inputs=plan.counts.inputs, to_submit=to_submit)
         collect.flush_sink(self.ctx)
         check_budget(plan)
+        check_total(plan, self.ctx.job.budget_total_usd, spent_usd(self.ctx.store))
 
     def step(self) -> float | None:
         """One pass. Returns how long to wait before the next, or None when finished."""
@@ -168,6 +170,7 @@ def run_many(
             now = clock.now()
             for r in [r for r, t in due.items() if t <= now]:
                 wait = r.step()
+                r.ctx.on_pass(wait)
                 if wait is None:
                     del due[r]
                 else:

@@ -1,8 +1,10 @@
 """The files sink: one file per input under `output.path`, mirroring the inputs.
 
 Where an input's answer goes (see docs/sinks.md):
-- a glob input: `<output.path>/<input_path><suffix>`, the suffix appended to the input's
-  relative path (`data/a.txt` -> `data/a.txt.md`), so two inputs never share a file;
+- a glob input: `<output.path>/<path below the glob's fixed base>` with the suffix replacing
+  the extension (`glob: data/**/*.txt`: `data/sub/a.txt` -> `sub/a.md`), or appended with
+  `output.keep_extension` (`sub/a.txt.md`); validation refuses a job whose inputs would
+  share a file (`mirrored_name`);
 - a record input (no path): `<output.path>/<key_filename(input_key)><suffix>`.
 
 No path derived from an input can leave `output.path`: `..`, absolute paths, drive letters,
@@ -29,6 +31,7 @@ from typing import Any
 import orjson
 
 from runner.errors import BatchrunError
+from runner.globs import mirrored_name
 from runner.records import DeadLetter, ResultRecord
 from runner.sinks import SinkRecordError, SinkRecordErrors, atomic
 from runner.sinks.deadfile import DeadLetterFile, sidecar_path
@@ -76,17 +79,25 @@ def key_filename(input_key: str) -> str:
     return f"{readable}~{digest}"
 
 
-def target_parts(input_key: str, input_path: str | None, suffix: str) -> tuple[str, ...]:
+def target_parts(
+    input_key: str,
+    input_path: str | None,
+    suffix: str,
+    base: str = "",
+    keep_extension: bool = False,
+) -> tuple[str, ...]:
     """The path components of an input's file below `output.path`.
 
     Raises `SinkRecordError` when the input's path could lead outside `output.path` or
     cannot be a file name.
     """
     if input_path is None:
-        parts: tuple[str, ...] = (key_filename(input_key),)
+        parts: tuple[str, ...] = (key_filename(input_key) + suffix,)
     else:
-        parts = _checked_relative(input_key, input_path)
-    parts = (*parts[:-1], parts[-1] + suffix)
+        _checked_relative(input_key, input_path)
+        parts = _checked_relative(
+            input_key, mirrored_name(input_path, suffix, base, keep_extension)
+        )
     _check_names(input_key, parts)
     return parts
 
@@ -199,6 +210,7 @@ class FilesSink:
     def __init__(self, output: OutputSpec) -> None:
         self._content: FileContent = output.content
         self._suffix = output.suffix or DEFAULT_SUFFIX[output.content]
+        self._naming = (output.input_base, output.keep_extension)
         self._root_fd: int | None = _open_root(output.local)
         atomic.remove_temps(output.local)
         self._dirty: set[tuple[str, ...]] = set()
@@ -256,7 +268,7 @@ class FilesSink:
     def _remove_answer(self, letter: DeadLetter) -> None:
         """Delete the input's answer file if there is one (only a regular file, ever)."""
         try:
-            parts = target_parts(letter.input_key, letter.input_path, self._suffix)
+            parts = target_parts(letter.input_key, letter.input_path, self._suffix, *self._naming)
             fd = self._open_folder(parts[:-1], create=False)
         except (SinkRecordError, FileNotFoundError, NotADirectoryError):
             return  # no such file can exist (refused path, or its folder is missing)
@@ -300,7 +312,7 @@ class FilesSink:
 
     def _prepare(self, record: ResultRecord) -> _Write | None:
         """The write a record needs, or None when its file already holds those bytes."""
-        parts = target_parts(record.input_key, record.input_path, self._suffix)
+        parts = target_parts(record.input_key, record.input_path, self._suffix, *self._naming)
         data = render(record, self._content)
         fd = self._open_folder_for(record.input_key, parts)
         try:

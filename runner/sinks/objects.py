@@ -128,6 +128,7 @@ class ObjectFilesSink:
     def __init__(self, output: OutputSpec, url: Url) -> None:
         self._content = output.content
         self._suffix = output.suffix or DEFAULT_SUFFIX[output.content]
+        self._naming = (output.input_base, output.keep_extension)  # as the files sink names
         self._root = url
         self._store = storage.storage(url.scheme)
         self._dead = DeadLetterObject(self._store, dead_letter_url(url))
@@ -169,7 +170,8 @@ class ObjectFilesSink:
         """Nothing to release."""
 
     def _url(self, input_key: str, input_path: str | None) -> Url:
-        return self._root.child("/".join(target_parts(input_key, input_path, self._suffix)))
+        parts = target_parts(input_key, input_path, self._suffix, *self._naming)
+        return self._root.child("/".join(parts))
 
 
 def holds_results(output: OutputSpec, url: Url) -> bool:

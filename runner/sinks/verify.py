@@ -78,7 +78,13 @@ class FilesCheck:
         """(record, its file below output.path, the bytes the sink writes for it)."""
         for record in state.results():
             try:
-                parts = files.target_parts(record.input_key, record.input_path, self.suffix)
+                parts = files.target_parts(
+                    record.input_key,
+                    record.input_path,
+                    self.suffix,
+                    self.output.input_base,  # named as the sink names them
+                    self.output.keep_extension,
+                )
                 data = files.render(record, self.output.content)
             except SinkRecordError:
                 continue  # the sink refuses it: state holds a dead letter for it instead

@@ -9,47 +9,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from runner import limits, storage
 from runner.errors import Diagnostic
 from runner.globs import find_files, glob_regex
-from runner.spec import containment, locations, template_check, templating
+from runner.spec import (
+    containment,
+    locations,
+    model_checks,
+    output_checks,
+    template_check,
+    templating,
+)
 from runner.spec.model import Template
+from runner.spec.raw import RawJob
 from runner.spec.schema import parse_duration
 from runner.spec.template_check import Scope
-from runner.spec.yaml_source import LoadedYaml
-
-
-@dataclass(frozen=True)
-class RawJob:
-    """A possibly invalid document with what the checks need to locate their findings."""
-
-    path: Path  # the job file, absolute
-    file: str  # the job file as shown to the user
-    doc: dict[str, Any]
-    loaded: LoadedYaml
-
-    def get(self, *keys: str, kind: type | tuple[type, ...] = object) -> Any:
-        """doc[k1][k2]... when every level exists and the value is of `kind`, else None."""
-        value: Any = self.doc
-        for key in keys:
-            if not isinstance(value, dict) or key not in value:
-                return None
-            value = value[key]
-        return value if isinstance(value, kind) and not isinstance(value, bool) else None
-
-    def at(
-        self, path: str, message: str, severity: str = "error", *, key: bool = False
-    ) -> Diagnostic:
-        where = self.loaded.key_positions.get(path) if key else None
-        line, col = where or self.loaded.positions.get(path) or (1, 1)
-        return Diagnostic(self.file, line, col, path, message, severity)
-
-    def resolve(self, relative: str) -> Path:
-        return (self.path.parent / relative).resolve()
 
 
 def display_name(path: Path) -> str:
@@ -73,6 +49,9 @@ def check_job(job: RawJob) -> list[Diagnostic]:
         _limits,
         _messages,
         _templates,
+        model_checks.check_model,
+        output_checks.check_files_naming,
+        output_checks.check_notify,
     )
     for check in checks:
         found.extend(check(job))
@@ -237,18 +216,7 @@ def _output_in_glob(
 
 
 def _limits(job: RawJob) -> Iterator[Diagnostic]:
-    max_tokens = job.get("max_tokens", kind=int)
-    betas = job.get("betas", kind=list) or []
-    if (
-        max_tokens is not None
-        and max_tokens > limits.NORMAL_MAX_TOKENS
-        and limits.OUTPUT_300K_BETA not in betas
-    ):
-        message = (
-            f"max_tokens above {limits.NORMAL_MAX_TOKENS} needs the "
-            f"{limits.OUTPUT_300K_BETA} beta: add `betas: [{limits.OUTPUT_300K_BETA}]`"
-        )
-        yield job.at("$.max_tokens", message)
+    # max_tokens against the model's cap: runner.spec.model_checks
     yield from _poll(job)
 
 
@@ -340,25 +308,38 @@ def _file_template(job: RawJob, keys: tuple[str, ...], scope: Scope) -> Iterator
 
 
 def _scopes(job: RawJob) -> tuple[Scope, Scope, Scope]:
-    """The variables of a request template, of the system prompt, and of the input key."""
+    """The variables of a request template, of the system prompt, and of the input key.
+
+    Request templates and the key see the same names: `input`, `vars`, `job`, and the input's
+    own fields at the top level too (`record` and `line` for records; `path`, `name`, `stem`,
+    `text`, `bytes` for files), so `{{ record.body }}` works wherever `{{ record.id }}` does.
+    """
     vars_ = job.get("vars", kind=dict) or {}
     fields, why_not = _input_fields(job)
-    request = Scope(
-        {"input": fields, "vars": frozenset(vars_), "job": templating.JOB_FIELDS}, why_not
-    )
-    shared = (
-        "the system prompt is shared by every request (and cached), so it cannot use input: "
-        "use input in the prompt instead"
-    )
-    system = Scope({"vars": frozenset(vars_), "job": templating.JOB_FIELDS}, {"input": shared})
     own: dict[str, frozenset[str] | None] = dict.fromkeys(fields or ())
     only_records = {
-        name: f"{name} is only for jsonl and csv inputs: a file's key can use path, name, stem"
+        name: f"{name} is only for jsonl and csv inputs: this job reads files, whose fields "
+        "are path, name, stem, text and bytes"
         for name in templating.RECORD_INPUT_FIELDS
         if _input_kind(job) == "glob"
     }
-    key = Scope({**request.fields, **own}, {**why_not, **only_records})
-    return request, system, key
+    if "input.text" in why_not:  # as: document | image
+        only_records["text"] = why_not["input.text"]
+    base = {"input": fields, "vars": frozenset(vars_), "job": templating.JOB_FIELDS}
+    request = Scope({**base, **own}, {**why_not, **only_records})
+    shared = (
+        "the system prompt is shared by every request (and cached), so it cannot use {name}: "
+        "use {name} in the prompt instead"
+    )
+    not_in_system = {
+        name: shared.format(name=name)
+        for name in (
+            "input",
+            *sorted(templating.RECORD_INPUT_FIELDS | templating.FILE_INPUT_FIELDS),
+        )
+    }
+    system = Scope({"vars": frozenset(vars_), "job": templating.JOB_FIELDS}, not_in_system)
+    return request, system, request
 
 
 def _input_fields(job: RawJob) -> tuple[frozenset[str] | None, dict[str, str]]:

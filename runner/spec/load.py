@@ -8,6 +8,7 @@ nothing inside the package.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from runner import storage
 from runner.errors import SpecError
+from runner.globs import _literal_prefix
 from runner.spec import structured, validate
 from runner.spec.model import (
     InputKind,
@@ -22,6 +24,7 @@ from runner.spec.model import (
     JobRef,
     JobSpec,
     MessageTemplate,
+    NotifySpec,
     OutputSpec,
     PriceOverride,
     SystemSpec,
@@ -112,11 +115,25 @@ def build_spec(
         max_attempts=doc.get("retry", {}).get("max_attempts", DEFAULT_MAX_ATTEMPTS),
         poll_interval_s=_duration(poll, "interval", DEFAULT_POLL_INTERVAL_S),
         poll_max_interval_s=_duration(poll, "max_interval", DEFAULT_POLL_MAX_INTERVAL_S),
-        budget_usd=doc["budget"]["max_usd"] if "budget" in doc else None,
+        budget_usd=doc.get("budget", {}).get("max_usd"),
         pricing=PriceOverride(**pricing) if pricing else None,
         output=parts.output(),
         document=doc,
         output_schema=output_schema,
+        budget_total_usd=doc.get("budget", {}).get("max_usd_total"),
+        notify=_notify(doc.get("notify")),
+    )
+
+
+def _notify(section: Mapping[str, Any] | None) -> NotifySpec | None:
+    if not section:
+        return None
+    command = section.get("command")
+    argv = tuple(shlex.split(command) if isinstance(command, str) else command or ())
+    return NotifySpec(
+        webhook_env=section.get("webhook_env"),
+        command=argv or None,
+        on=tuple(section.get("on", ("finished", "dead_letters"))),
     )
 
 
@@ -197,6 +214,8 @@ class _Parts:
             url=url,
             dsn_env=out.get("dsn_env"),
             include=tuple(out.get("include", ())),
+            keep_extension=out.get("keep_extension", False),
+            input_base=_literal_prefix(self.input().pattern or ""),  # an object glob's key part
         )
 
     def location(self, written: str | None) -> tuple[Path | None, storage.Url | None]:

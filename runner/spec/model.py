@@ -114,6 +114,10 @@ class OutputSpec:
     include: tuple[str, ...] = ()  # input fields copied beside each answer
     url: Url | None = None  # jsonl, files
     dsn_env: str | None = None  # postgres: the environment variable holding the DSN
+    # files: an input's file mirrors its path below `input_base` (the glob's fixed base),
+    # the suffix replacing its extension unless `keep_extension`.
+    keep_extension: bool = False
+    input_base: str = ""
 
     @property
     def local(self) -> Path:
@@ -130,6 +134,19 @@ class OutputSpec:
         if self.path is not None:
             return str(self.path)
         return f"postgres table {self.table} (DSN in ${self.dsn_env})"
+
+
+NotifyEvent = Literal["finished", "dead_letters"]
+
+
+@dataclass(frozen=True)
+class NotifySpec:
+    """`notify:`: the environment variable holding a webhook URL and/or a command (argv),
+    and the events that are sent."""
+
+    webhook_env: str | None = None
+    command: tuple[str, ...] | None = None
+    on: tuple[NotifyEvent, ...] = ("finished", "dead_letters")
 
 
 @dataclass(frozen=True)
@@ -161,6 +178,8 @@ class JobSpec:
     # The JSON Schema answers must match (`output_schema`, read from its file, or a schema
     # passed through params.output_config.format); None: answers are free text.
     output_schema: Mapping[str, Any] | None = field(default=None, repr=False)
+    budget_total_usd: float | None = None  # budget.max_usd_total: over every run of the job
+    notify: NotifySpec | None = None
 
     @property
     def base_dir(self) -> Path:

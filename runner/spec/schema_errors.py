@@ -17,6 +17,7 @@ from jsonschema.exceptions import ValidationError
 
 from runner.errors import Diagnostic
 from runner.spec import schema as job_schema
+from runner.spec import yaml_hints
 from runner.spec.yaml_source import LoadedYaml, Positions, json_path
 
 _TYPE_NAMES = {
@@ -66,6 +67,9 @@ def _translate(err: ValidationError, where: _Where) -> Iterator[Diagnostic]:
     if handler is not None:
         yield from handler(err, path, where)
         return
+    if path == "$.notify.webhook_env":  # most likely the webhook URL itself: a secret
+        yield where.at(path, f"this is not allowed: {err.schema.get('errorMessage')}")
+        return
     yield where.at(path, _value_message(err))
 
 
@@ -89,7 +93,8 @@ def _unknown_keys(err: ValidationError, path: str, where: _Where) -> Iterator[Di
         if path == "$.output" and "then" in err.relative_schema_path:
             message = _unknown_output_key(key, allowed, err.instance.get("type"))
         else:
-            message = f"unknown key {key!r}: {_suggest(key, allowed)}"
+            hint = yaml_hints.misplaced_key(key, path, where.key_positions)
+            message = f"unknown key {key!r}: {hint or _suggest(key, allowed)}"
         yield where.at(key_path, message, key=True)
 
 
@@ -155,7 +160,8 @@ def _misspelt(choices: list[str], instance: dict[str, Any]) -> bool:
 def _wrong_type(err: ValidationError, path: str, where: _Where) -> Iterator[Diagnostic]:
     wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
     names = " or ".join(_TYPE_NAMES.get(str(w), str(w)) for w in wanted)
-    yield where.at(path, f"expected {names}, got {describe(err.instance)}")
+    hint = yaml_hints.section_as_string(path, err.instance)
+    yield where.at(path, f"expected {names}, got {describe(err.instance)}{hint}")
 
 
 def _one_line(message: Callable[[ValidationError], str]) -> _Handler:
@@ -201,6 +207,12 @@ _HANDLERS: dict[str, _Handler] = {
     ),
     "minLength": _one_line(lambda e: "must not be empty"),
     "minItems": _one_line(lambda e: "must not be an empty list: give at least one item"),
+    "minProperties": _one_line(
+        lambda e: (
+            "must not be empty: give at least one of "
+            + ", ".join(sorted(e.schema.get("properties", {})))
+        )
+    ),
     "uniqueItems": _one_line(_duplicates),
 }
 

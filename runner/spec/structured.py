@@ -18,7 +18,8 @@ from typing import Any
 
 from runner.errors import Diagnostic
 from runner.spec import containment, schema_subset
-from runner.spec.checks import RawJob, display_name
+from runner.spec.checks import display_name
+from runner.spec.raw import RawJob
 from runner.spec.yaml_source import Positions, json_path, load_yaml
 
 FILE_FIELDS = ("path", "name", "stem")  # what a glob input's results can include

@@ -5,6 +5,7 @@ fields each template variable has (DESIGN.md's template context)."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -16,6 +17,7 @@ from jinja2.runtime import new_context
 
 from runner.errors import InputError
 from runner.spec import sandbox
+from runner.spec.hints import shown
 from runner.spec.model import JobSpec, Template
 
 FILE_INPUT_FIELDS = frozenset({"path", "name", "stem", "text", "bytes"})
@@ -83,7 +85,7 @@ class CompiledTemplate:
             ) from None
         except jinja2.TemplateError as exc:
             line = getattr(exc, "lineno", None) or _template_line(exc.__traceback__)
-            raise InputError(f"{self._where(line)}: {who}: {exc.message or exc}") from None
+            raise InputError(f"{self._where(line)}: {who}: {_worded(exc)}") from None
         except RecursionError:
             line = _template_line(None)
             raise InputError(
@@ -104,7 +106,23 @@ class CompiledTemplate:
 
     def _where(self, lineno: int | None) -> str:
         line = self.template.line + (lineno or 1) - 1
-        return f"{self.template.origin}:{line}: {self.template.json_path}"
+        return f"{shown(self.template.origin)}:{line}: {self.template.json_path}"
+
+
+_NO_ATTRIBUTE = re.compile(r"^'dict object' has no attribute '(.*)'$")
+
+
+def _worded(exc: jinja2.TemplateError) -> str:
+    """Jinja's message, with a missing field said as such: the input's data lacks it."""
+    text = exc.message or str(exc)
+    missing = _NO_ATTRIBUTE.match(text)
+    if missing is None:
+        return text
+    return (
+        f"this input has no field {missing.group(1)!r}: `batchrun validate` lists every "
+        "record that lacks a field the templates use; or guard it with "
+        f"`{{% if record.{missing.group(1)} is defined %}}`"
+    )
 
 
 def _template_line(tb: TracebackType | None) -> int | None:

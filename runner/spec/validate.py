@@ -15,6 +15,7 @@ from typing import Any
 
 from runner.errors import Diagnostic
 from runner.spec import checks, schema_errors, structured
+from runner.spec.raw import RawJob
 from runner.spec.yaml_source import LoadedYaml, Positions, TextStarts, load_yaml
 
 display_name = checks.display_name
@@ -69,7 +70,7 @@ def _document_problems(path: Path, name: str, loaded: LoadedYaml) -> list[Diagno
         message = f"the top level must be a mapping of keys such as `version: 1`, got {got}"
         return [Diagnostic(name, line, col, "$", message)]
     found = schema_errors.schema_diagnostics(data, loaded, name)
-    raw = checks.RawJob(path, name, data, loaded)
+    raw = RawJob(path, name, data, loaded)
     return found + checks.check_job(raw) + list(structured.check(raw))
 
 

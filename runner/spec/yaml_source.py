@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from runner.errors import Diagnostic
+from runner.spec import yaml_hints
 
 # A job file is small: these bounds are far above any real one and far below what would
 # take a noticeable time or memory to check (validate reads untrusted pull requests).
@@ -183,7 +184,8 @@ def load_yaml(text: str, file: str) -> LoadedYaml:
         # A refused tag is found after the walk: name the node it sits on.
         at = [p for p, where in result.positions.items() if where == (line, col)]
         path = exc.path if isinstance(exc, BoundError) else at[-1] if at else "$"
-        result.diagnostics.append(Diagnostic(file, line, col, path, yaml_error_message(exc)))
+        message = yaml_hints.explain(exc, text) or yaml_error_message(exc)
+        result.diagnostics.append(Diagnostic(file, line, col, path, message))
     finally:
         loader.dispose()
     return result
@@ -230,6 +232,10 @@ class _Walker:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` is plain YAML
                 self.walk(value_node, path)
                 continue
+            if _word_key(key_node):
+                # `on:` (notify's events) is a key, as YAML 1.2 and every reader sees it;
+                # YAML 1.1 would make it the boolean true.
+                key_node.tag = "tag:yaml.org,2002:str"
             if key_node.tag != "tag:yaml.org,2002:str":
                 msg = f"key {key_node.value!r} must be a string: quote it"
                 self.out.diagnostics.append(Diagnostic(self.file, *where, path, msg))
@@ -254,3 +260,13 @@ class _Walker:
             if text.strip():
                 return TextStart(line + 1, len(text) - len(text.lstrip(" ")) + 1, exact=True)
         return TextStart(line + 1, 1, exact=True)
+
+
+def _word_key(node: yaml.Node) -> bool:
+    """A plain `on`/`off`/`yes`/`no` key, which YAML 1.1 alone reads as a boolean."""
+    return (
+        isinstance(node, yaml.ScalarNode)
+        and node.tag == "tag:yaml.org,2002:bool"
+        and node.style is None
+        and node.value.lower() in ("on", "off", "yes", "no")
+    )

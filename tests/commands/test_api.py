@@ -166,8 +166,25 @@ def test_api_key_stays_out_of_the_environment(tmp_path: Path, emu: Any) -> None:
 
 
 def test_emulate_needs_no_key(tmp_path: Path) -> None:
-    result = api.run(write_job(tmp_path, inputs=2), emulate=True)
+    """...and works in a scratch copy: the job's own output is never written."""
+    job = write_job(tmp_path, inputs=2)
+    result = api.run(job, emulate=True)
     assert result.finished and result.counts["succeeded"] == 2
+    assert result.emulated == tmp_path / ".batchrun" / "_emulate"
+    assert Path(result.output).is_relative_to(result.emulated) and Path(result.output).exists()
+    assert not (tmp_path / "out").exists()
+    assert api.status(job, state_dir=result.emulated).requests == {"succeeded": 2}
+
+
+def test_validate_compile_and_export_are_functions_too(tmp_path: Path) -> None:
+    job = write_job(tmp_path, inputs=2)
+    assert api.validate(job) == []
+    (broken := tmp_path / "broken.yaml").write_text("version: 1\nmodle: x\n")
+    assert any("did you mean 'model'" in d.message for d in api.validate(broken))
+    chunks = api.compile(job, tmp_path / "compiled")
+    assert sum(c.requests for c in chunks) == 2 and (tmp_path / "compiled/manifest.json").exists()
+    result = api.run(job, emulate=True)
+    assert api.export(job, tmp_path / "r.csv", fmt="csv", state_dir=result.emulated) == 2
 
 
 def _wait_for(condition: Any, timeout: float = 30.0) -> None:

@@ -288,13 +288,16 @@ def test_missing_api_key_is_a_clean_error(tmp_path: Path) -> None:
 
 
 def test_emulate_flag_runs_in_process(tmp_path: Path) -> None:
-    """--emulate needs no key and no server, and keeps no state behind."""
+    """--emulate needs no key and no server, and leaves the job's own state and output
+    alone (its scratch copy: tests/e2e/test_first_hour.py)."""
     job = write_job(tmp_path, inputs=2)
     proc = batchrun("http://127.0.0.1:9", "run", "--emulate", job, ANTHROPIC_API_KEY="")
     assert proc.returncode == 0, proc.stderr
-    assert len(results(job)) == 2 and not (tmp_path / ".batchrun").exists()
+    assert results(job) == [] and not (tmp_path / ".batchrun" / "e2e").exists()
+    scratch = tmp_path / ".batchrun" / "_emulate" / "e2e.out" / "e2e.jsonl"
+    assert len(scratch.read_bytes().splitlines()) == 2
     again = batchrun("http://127.0.0.1:9", "run", "--emulate", job, ANTHROPIC_API_KEY="")
-    assert again.returncode == 0 and len(results(job)) == 2
+    assert again.returncode == 0 and len(scratch.read_bytes().splitlines()) == 2
 
 
 def test_emulate_with_no_wait_is_refused(tmp_path: Path) -> None:

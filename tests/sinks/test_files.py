@@ -48,7 +48,11 @@ def dead(key: str = "a", path: str | None = None) -> DeadLetter:
 
 
 def output(tmp_path: Path, content: FileContent = "text", suffix: str | None = None) -> OutputSpec:
-    return OutputSpec(type="files", path=tmp_path / "out", suffix=suffix, content=content)
+    """keep_extension: these tests are about writing safely, and `x.txt.md` names their
+    files plainly (the naming rules have tests of their own)."""
+    return OutputSpec(
+        type="files", path=tmp_path / "out", suffix=suffix, content=content, keep_extension=True
+    )
 
 
 @pytest.fixture
@@ -78,10 +82,40 @@ def inode(path: Path) -> tuple[int, int]:
 # Layout
 
 
-def test_glob_input_lands_at_its_relative_path_plus_suffix(sink: FilesSink, tmp_path: Path) -> None:
-    """The suffix is appended, so `a.txt` and `a.csv` never share an answer file."""
-    sink.upsert([rec("k1", "data/a.txt", "A"), rec("k2", "data/a.csv", "B")])
-    assert tree(tmp_path / "out") == {"data/a.txt.md": b"A", "data/a.csv.md": b"B"}
+@pytest.mark.parametrize(
+    ("base", "keep", "paths", "expected"),
+    [
+        # glob: data/notes/**/*.txt -> the tree below data/notes, .txt replaced by .md
+        ("data/notes", False, ["data/notes/note-1.txt", "data/notes/sub/note-2.txt"],
+         {"note-1.md": b"0", "sub/note-2.md": b"1"}),
+        # no fixed base (glob: *.txt): the whole relative path
+        ("", False, ["a.txt", "x/b.tar.gz"], {"a.md": b"0", "x/b.tar.md": b"1"}),
+        # keep_extension: the suffix is appended to the whole name
+        ("docs", True, ["docs/a.txt", "docs/a.csv"], {"a.txt.md": b"0", "a.csv.md": b"1"}),
+        # a file without an extension gets the suffix
+        ("data", False, ["data/README"], {"README.md": b"0"}),
+    ],
+)  # fmt: skip
+def test_glob_input_mirrors_the_tree_below_the_glob_base(
+    tmp_path: Path, base: str, keep: bool, paths: list[str], expected: dict[str, bytes]
+) -> None:
+    """The answer of a glob input lands at its path below the glob's fixed base, the suffix
+    replacing its extension (or appended with keep_extension)."""
+    spec = OutputSpec(type="files", path=tmp_path / "out", keep_extension=keep, input_base=base)
+    s = FilesSink(spec)
+    s.upsert([rec(f"k{i}", p, str(i)) for i, p in enumerate(paths)])
+    s.close()
+    assert tree(tmp_path / "out") == expected
+
+
+def test_a_dead_letter_removes_the_mirrored_answer(tmp_path: Path) -> None:
+    spec = OutputSpec(type="files", path=tmp_path / "out", input_base="data")
+    s = FilesSink(spec)
+    s.upsert([rec("data/a.txt", "data/a.txt", "A")])
+    assert tree(tmp_path / "out") == {"a.md": b"A"}
+    s.upsert_dead([dead("data/a.txt", "data/a.txt")])
+    s.close()
+    assert tree(tmp_path / "out") == {}
 
 
 def test_record_input_uses_a_filename_from_its_key(sink: FilesSink, tmp_path: Path) -> None:
@@ -240,7 +274,7 @@ def dying_replace(src, dst, **kwargs):
     real_replace(src, dst, **kwargs)
 
 atomic.os.replace = dying_replace
-sink = FilesSink(OutputSpec(type="files", path=Path(sys.argv[1])))
+sink = FilesSink(OutputSpec(type="files", path=Path(sys.argv[1]), keep_extension=True))
 sink.upsert([rec("k1", "x.txt", "1"), rec("k2", "y.txt", "2")])
 """
 

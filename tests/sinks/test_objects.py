@@ -111,7 +111,7 @@ def test_files_one_object_per_input(gcs: FakeGCS) -> None:
     sink.upsert([ResultRecord(**{**a.__dict__, "input_path": "docs/a.txt"}), rec("r-7", "2")])
     sink.close()
     store = storage.storage("gs")
-    assert store.read(parse_url("gs://bkt/answers/docs/a.txt.md")) == b"answer a"
+    assert store.read(parse_url("gs://bkt/answers/docs/a.md")) == b"answer a"  # as files name
     assert store.read(parse_url("gs://bkt/answers/r-7.md")) == b"t"
     assert holds_results(out, url)
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 import structlog
+import yaml
 from click.testing import CliRunner
 
-from runner import api
+from runner import api, emulator
 from runner.cli import cli
 from runner.store import Store
 from tests.e2e.helpers import write_job
@@ -25,6 +26,7 @@ SINKS = {
     "sqlite": "{type: sqlite, path: out/e2e.db}",
 }
 # Input 1 ends as a dead letter, so that each sink also holds dead letters to compare.
+KEY = "sk-test-verify-0123456789"
 EMULATOR = 'responses: [{prompt_contains: "number 1\\n", errored: invalid_request_error}]\n'
 
 
@@ -35,15 +37,25 @@ def _structlog_defaults() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def emu() -> Iterator[Any]:
+    """One emulator for the module, so later runs of a job find its batches (an `--emulate`
+    run works in a fresh scratch copy, never in the job's own state and sink)."""
+    with emulator.start(yaml.safe_load(EMULATOR)) as running:
+        yield running
+
+
+def _run(job: Path, emu: Any, state_dir: Path) -> api.RunResult:
+    return api.run(job, base_url=emu.base_url, api_key=KEY, state_dir=state_dir)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory, emu: Any) -> dict[str, Path]:
     """One finished job per sink type (3 inputs: two results, one dead letter), run once."""
     made = {}
     for kind, output in SINKS.items():
         folder = tmp_path_factory.mktemp(kind)
         job = write_job(folder, inputs=3, output=output)
-        config = folder / "emulator.yaml"
-        config.write_text(EMULATOR)
-        result = api.run(job, emulate=True, emulator_config=config, state_dir=folder / "st")
+        result = _run(job, emu, folder / "st")
         assert dict(result.counts) == {"succeeded": 2, "dead": 1}
         if kind == "jsonl":  # lines come in the API's (shuffled) order: fix it for the tests
             _jsonl(folder).write_bytes(b"".join(sorted(_lines(_jsonl(folder)))))
@@ -147,16 +159,13 @@ DRIFTS: dict[str, tuple[str, Callable[[Path], Any], list[str]]] = {
     ),
     "files-file-deleted": (
         "files",
-        lambda f: (f / "out/e2e/data/e2e/in000.txt.md").unlink(),
-        ["out/e2e/data/e2e/in000.txt.md: missing: input 'data/e2e/in000.txt': no file"],
+        lambda f: (f / "out/e2e/in000.md").unlink(),
+        ["out/e2e/in000.md: missing: input 'data/e2e/in000.txt': no file"],
     ),
     "files-file-altered": (
         "files",
-        lambda f: (f / "out/e2e/data/e2e/in002.txt.md").write_text("edited"),
-        [
-            "out/e2e/data/e2e/in002.txt.md: altered: input 'data/e2e/in002.txt': the file "
-            "differs from state"
-        ],
+        lambda f: (f / "out/e2e/in002.md").write_text("edited"),
+        ["out/e2e/in002.md: altered: input 'data/e2e/in002.txt': the file differs from state"],
     ),
     "files-foreign-file": (
         "files",
@@ -165,8 +174,8 @@ DRIFTS: dict[str, tuple[str, Callable[[Path], Any], list[str]]] = {
     ),
     "files-foreign-symlink": (
         "files",
-        lambda f: (f / "out/e2e/data/link.md").symlink_to("/etc/hostname"),
-        ["out/e2e/data/link.md: foreign: no input of the job writes this entry"],
+        lambda f: (f / "out/e2e/link.md").symlink_to("/etc/hostname"),
+        ["out/e2e/link.md: foreign: no input of the job writes this entry"],
     ),
     "files-folder-deleted": (
         "files",
@@ -273,11 +282,11 @@ def test_verify_needs_a_state(tmp_path: Path) -> None:
     assert "no state in" in result.stderr and "nothing to verify the sink against" in result.stderr
 
 
-def test_a_cut_last_line_is_restored_by_the_next_run(copy: Callable[[str], Path]) -> None:
+def test_a_cut_last_line_is_restored_by_the_next_run(copy: Callable[[str], Path], emu: Any) -> None:
     """A crash or a full disk mid-append leaves a torn last line: the next run restores
     that input from state instead of trimming it away for good."""
     folder = copy("jsonl")
     _jsonl(folder).write_bytes(_jsonl(folder).read_bytes()[:-20])
-    result = api.run(folder / "e2e.yaml", emulate=True, state_dir=folder / "st")
+    result = _run(folder / "e2e.yaml", emu, folder / "st")
     assert result.requests_submitted == 0
     assert verify(folder) == (0, "e2e: the sink matches the state\n")

@@ -66,7 +66,7 @@ def test_expected_files_are_not_empty_and_name_their_case() -> None:
         lines = path.read_text("utf-8").splitlines()
         assert lines, path.name
         # or the template file it names, or its own output schema file
-        own = (f"{path.stem}.yaml:", "prompts/", f"schemas/{path.stem}.")
+        own = (f"{path.stem}.yaml:", "prompts/", f"schemas/{path.stem}.", "data/")
         assert all(line.startswith(own) for line in lines), path.name
 
 
