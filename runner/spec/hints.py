@@ -9,7 +9,10 @@ from runner.spec.model import JobSpec
 
 
 def shown(path: Path | str) -> str:
-    """A path as the user would write it: relative to the working folder when inside it."""
+    """A path as the user would write it: relative to the working folder when inside it.
+    An object storage URL (`s3://...`) is shown as it is."""
+    if isinstance(path, str) and "://" in path:
+        return path
     target = Path(path)
     try:
         return str(target.absolute().relative_to(Path.cwd()))
