@@ -201,6 +201,14 @@ def neutralise(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
+def _extra_cell(value: Any, raw: bool) -> str:
+    """An included field's or output schema property's cell. A number (`rating: -1`) is
+    data, not a formula: only text is neutralised."""
+    cell = _cell(csv_value(value))
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return cell if raw or number else neutralise(cell)
+
+
 def _export_csv(
     records: Iterable[ResultRecord],
     write: Callable[[bytes], Any],
@@ -213,9 +221,10 @@ def _export_csv(
     rows.writerow([*CSV_COLUMNS, *(c.name for c in columns)])
     count = 0
     for record in records:
-        extra = [_cell(csv_value(c.value(record))) for c in columns]
-        row = csv_row(record) + extra
-        rows.writerow(row if raw else [neutralise(cell) for cell in row])
+        row = csv_row(record)
+        if not raw:
+            row = [neutralise(cell) for cell in row]
+        rows.writerow(row + [_extra_cell(c.value(record), raw) for c in columns])
         count += 1
         write(buffer.getvalue().encode("utf-8"))
         buffer.seek(0)

@@ -33,6 +33,7 @@ _NAMED: tuple[tuple[tuple[str, ...], str | None, str], ...] = (
     (("output", "path"), "output", "write"),
     (("prompt_file",), None, "read"),
     (("system", "file"), None, "read"),
+    (("output_schema",), None, "read"),
 )
 
 

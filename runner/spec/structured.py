@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import Diagnostic
-from runner.spec import schema_subset
+from runner.spec import containment, schema_subset
 from runner.spec.checks import display_name
 from runner.spec.raw import RawJob
 from runner.spec.yaml_source import Positions, json_path, load_yaml
@@ -174,8 +174,8 @@ def _schema_file(job: RawJob, where: str, relative: str) -> Iterator[Diagnostic]
         yield job.at(where, message)
         return
     target = job.resolve(relative)
-    if not target.is_file():
-        return  # reported by the referenced-files check
+    if not target.is_file() or not containment.is_inside(job.path, relative):
+        return  # reported by the referenced-files check, or by containment (never read)
     name = display_name(target)
     try:
         text = target.read_text(encoding="utf-8")

@@ -253,3 +253,13 @@ def test_jsonl_lines_of_older_results_read_back() -> None:
     line = orjson.loads(record_to_json(rec()))
     del line["data"], line["include"]
     assert record_from_json(orjson.dumps(line)) == rec()
+
+
+def test_extra_columns_neutralise_text_but_not_numbers() -> None:
+    from runner.sinks.columns import extra_columns
+
+    schema = {"properties": {"n": {"type": "integer"}, "s": {"type": "string"}}}
+    out = io.BytesIO()
+    export([rec(data={"n": -3, "s": "=1+2"})], "csv", out, extra_columns([], schema))
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
+    assert (row["n"], row["s"]) == ("-3", "'=1+2")

@@ -186,3 +186,14 @@ def test_an_output_that_cannot_be_what_its_type_writes(
     job = write(repo, "input: {glob: docs/*.txt}\n" + PROMPT + f"output: {output}\n")
     code, lines = validate(job)
     assert code == 1 and message in lines[0], lines
+
+
+def test_an_output_schema_outside_is_refused_and_never_read(repo: Path) -> None:
+    """Only the containment finding: the schema's own (unsupported) keyword is not read."""
+    (repo.parent / "schema.json").write_text('{"type": "object", "minProperties": 3}')
+    job = write(repo, "input: {glob: docs/*.txt}\n" + PROMPT + OUTPUT)
+    job.write_text(job.read_text() + "output_schema: ../../schema.json\n")
+    code, lines = validate(job)
+    assert code == 1
+    assert len(lines) == 1 and ": $.output_schema: ../../schema.json is outside " in lines[0]
+    assert lines[0].endswith("move the file inside the project")
