@@ -9,8 +9,8 @@ from runner.spec.model import JobSpec
 
 
 def shown(path: Path | str) -> str:
-    """A path as the user would write it: relative to the working folder when inside it. An
-    object URL (`s3://b/k`) is shown as it is: as a Path it would lose a slash."""
+    """A path as the user would write it: relative to the working folder when inside it.
+    An object storage URL (`s3://...`) is shown as it is."""
     if isinstance(path, str) and "://" in path:
         return path
     target = Path(path)

@@ -148,4 +148,4 @@ def test_s3_files_sink_writes_one_object_per_input(
     assert result.exit_code == 0 and result.output == s3_bucket.url("answers")
     root = storage.parse_url(s3_bucket.url())
     keys = [s.key for s in storage.storage("s3").find(root, "answers/**")]
-    assert keys == ["answers/a.md", "answers/sub.md"]  # below the glob's fixed base
+    assert keys == ["answers/a.md", "answers/sub.md"]  # the tree below the glob base, as files
